@@ -1,0 +1,36 @@
+# The two commands that matter: `make run` (the whole product) and `make test` (every test, real services).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+REQS := $(wildcard requirements/*.txt)
+STAMP := $(VENV)/.installed-$(shell cat $(REQS) | sha256sum | cut -c1-12)
+
+.PHONY: run test venv services-up services-down manage clean-var
+
+venv: $(STAMP)
+
+$(STAMP): $(REQS)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Sensor Hub needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version 2>&1)." >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
+		{ echo "Could not create $(VENV). On Debian/Ubuntu: sudo apt-get install python3-venv" >&2; exit 1; }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+run: venv
+	$(BIN)/python scripts/stack.py run
+
+test: venv
+	$(BIN)/python scripts/stack.py test $(PYTEST_ARGS)
+
+services-up: venv
+	$(BIN)/python scripts/stack.py up
+
+services-down: venv
+	$(BIN)/python scripts/stack.py down
+
+# make manage ARGS="createsuperuser"
+manage: venv
+	$(BIN)/python scripts/stack.py manage $(ARGS)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SensorhubConfig(AppConfig):
+    name = "sensorhub"
+    verbose_name = "Sensor Hub platform"

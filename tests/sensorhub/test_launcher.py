@@ -1,0 +1,89 @@
+"""`make run` as a new user meets it: embedded services, migrations, admin, demo, web, worker and beat; Ctrl-C stops all."""
+import http.cookiejar
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import psutil
+import pytest
+
+from tests.conftest import ROOT
+from tests.http import free_port, get, get_json
+
+pytestmark = pytest.mark.slow
+
+
+def login(base: str, username: str, password: str) -> str:
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(f"{base}/admin/login/").read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": token,
+                                   "next": "/admin/"}).encode()
+    request = urllib.request.Request(f"{base}/admin/login/?next=/admin/", data=form,
+                                     headers={"Referer": f"{base}/admin/login/"})
+    with opener.open(request) as response:
+        return response.geturl(), response.read().decode()
+
+
+@pytest.fixture
+def launcher(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY_FILE")}
+    env.update(PORT=str(port), SENSORHUB_VAR_DIR=str(tmp_path / "var"))
+    output = tmp_path / "launcher.log"
+    with open(output, "w") as log:
+        proc = subprocess.Popen([sys.executable, "scripts/stack.py", "run"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc, f"http://127.0.0.1:{port}", output, tmp_path / "var"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        subprocess.run([sys.executable, "scripts/stack.py", "down"], cwd=ROOT, env=env, capture_output=True)
+
+
+def wait_for_line(proc, output, text: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = output.read_text()
+        if text in content:
+            return content
+        assert proc.poll() is None, f"the launcher exited early:\n{content[-4000:]}"
+        time.sleep(0.5)
+    raise AssertionError(f"{text!r} not printed within {timeout} s:\n{output.read_text()[-4000:]}")
+
+
+def test_make_run_brings_up_the_whole_product_and_ctrl_c_stops_it(launcher):
+    proc, base, output, var = launcher
+    printed = wait_for_line(proc, output, "Press Ctrl-C to stop.", timeout=120)
+
+    status, ready = get_json(f"{base}/health/ready")
+    assert status == 200, ready
+    assert {"database", "redis", "worker", "migrations", "storage"} <= ready["checks"].keys()
+
+    username, password = re.search(r"username: (\S+)\s+password: (\S+)", printed).groups()
+    landed, page = login(base, username, password)
+    assert landed.endswith("/admin/") and "Log out" in page
+
+    status, docs, _ = get(f"{base}/api/docs/")
+    assert status == 200 and b"swagger-ui" in docs
+    _, metrics, _ = get(f"{base}/metrics")
+    assert re.search(rb'django_http_responses_total_by_status_total\{status="200"\} [1-9]', metrics)
+
+    children = psutil.Process(proc.pid).children(recursive=True)
+    names = " ".join(" ".join(child.cmdline()) for child in children)
+    assert "gunicorn" in names and "worker" in names and "beat" in names
+
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    assert proc.wait(timeout=60) == 0
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"still running after Ctrl-C: {[p.cmdline() for p in alive]}"
+    with pytest.raises(OSError):
+        get(f"{base}/health", timeout=2)
+    assert "all processes stopped" in output.read_text()
