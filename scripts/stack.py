@@ -408,6 +408,8 @@ def main(argv: list[str]) -> int:
         if not had_redis:  # database 1: a `make run` worker on database 0 must not take the tests' tasks
             env["REDIS_URL"] = env["REDIS_URL"].rsplit("/", 1)[0] + "/1"
         try:
+            # Pages reference hashed static names from the manifest, as in production.
+            manage(env, "collectstatic", "--no-input", check=True, stdout=subprocess.DEVNULL)
             return subprocess.run([PY, "-m", "pytest", *args], env=env, cwd=ROOT).returncode
         finally:
             services_down(started)

@@ -103,9 +103,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-# Tests and a developer's first run work before collectstatic has been run.
-WHITENOISE_USE_FINDERS = True
-WHITENOISE_MANIFEST_STRICT = False
+# The launcher runs collectstatic before serving; with DEBUG on, files are also found without it.
+WHITENOISE_USE_FINDERS = DEBUG
 
 # --- time-series storage -------------------------------------------------------------------------------------------
 # auto: TimescaleDB when the extension can be created, plain PostgreSQL otherwise. Decided once, at migrate time.
