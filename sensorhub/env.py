@@ -6,6 +6,7 @@ instead of running half-configured. ``NAME_FILE`` may hold a path to a file with
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -118,3 +119,16 @@ def env_redis_url(name: str = "REDIS_URL") -> str:
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(f"{name} must look like redis://host:6379/0; got {url!r}.")
     return url
+
+
+def env_rates(name: str, default: list[str], *, keys: tuple[str, ...]) -> dict[str, str]:
+    """``key=count/period`` items, comma-separated, e.g. ``readings:write=1200/m``; period s, m, h or d."""
+    rates = {}
+    for item in env_list(name, default):
+        key, _, rate = item.partition("=")
+        if key not in keys:
+            raise ImproperlyConfigured(f"{name}: {key!r} is not one of: {', '.join(keys)}.")
+        if not re.fullmatch(r"\d+/\d*[smhd]", rate):
+            raise ImproperlyConfigured(f"{name}: {rate!r} for {key} is not a rate like 600/m (count/period).")
+        rates[key] = rate
+    return rates

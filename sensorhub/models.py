@@ -1,6 +1,7 @@
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from sensorhub.choices import StorageStrategy
+from sensorhub.choices import Scope, StorageStrategy
 
 
 class StorageBackend(models.Model):
@@ -17,3 +18,60 @@ class StorageBackend(models.Model):
 
     def __str__(self) -> str:
         return self.get_strategy_display()
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def usable(self):
+        from django.utils import timezone
+
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now())
+        )
+
+
+class ApiKey(models.Model):
+    """A machine credential. The secret is shown once at creation; only its SHA-256 is stored.
+
+    The full key reads ``shk_<prefix>_<secret>``: the prefix finds the row, the secret's hash proves it.
+    """
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    scopes = ArrayField(models.CharField(max_length=20, choices=Scope.choices), default=list)
+    sites = models.ManyToManyField("ingestion.Site", blank=True, related_name="+",
+                                   help_text="Limit the key to these sites' sensors (empty: every site).")
+    sensors = models.ManyToManyField("ingestion.Sensor", blank=True, related_name="+",
+                                     help_text="Limit the key to these sensors (empty: no per-sensor limit).")
+    may_register_sensors = models.BooleanField(
+        default=False, help_text="Readings for unknown sensors create them (needs SENSORHUB_AUTO_REGISTER_SENSORS)."
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix})"
+
+    def restricted_sensor_ids(self) -> set[int] | None:
+        """Sensor ids this key may touch, or None when it may touch every sensor. Cached on the instance."""
+        if not hasattr(self, "_allowed"):
+            from ingestion.models import Sensor
+
+            site_ids = [site.pk for site in self.sites.all()]
+            sensor_ids = {sensor.pk for sensor in self.sensors.all()}
+            if site_ids:
+                sensor_ids |= set(Sensor.objects.filter(site_id__in=site_ids).values_list("pk", flat=True))
+            self._allowed = sensor_ids if (site_ids or sensor_ids) else None
+        return self._allowed
+
+    def forget_allowed_sensors(self) -> None:
+        self.__dict__.pop("_allowed", None)

@@ -41,3 +41,11 @@ def make_readings(sensor: Sensor, values, *, end=None, step=timedelta(minutes=1)
     values = list(values)
     rows = [SensorReading(sensor=sensor, time=end - step * (len(values) - 1 - i), value=v) for i, v in enumerate(values)]
     return SensorReading.objects.bulk_create(rows)
+
+
+def make_api_key(*scopes: str, name: str = "test key", **fields) -> str:
+    """Returns the full secret of a new key with the given scopes."""
+    from sensorhub.apikeys import api_key_create
+
+    _, secret = api_key_create(name=name, scopes=scopes or ("readings:write",), **fields)
+    return secret
