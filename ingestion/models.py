@@ -5,9 +5,10 @@ from django.db import models
 from django.db.models import F, Q
 
 from ingestion.choices import SensorType
+from ingestion.validation import SLUG
 
 slug_validator = RegexValidator(
-    r"^[a-z0-9][a-z0-9_-]{0,63}$",
+    SLUG,
     "Use lowercase letters, digits, '-' and '_', starting with a letter or digit (e.g. sensor-001).",
 )
 
@@ -88,3 +89,20 @@ class SensorReading(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sensor_id} @ {self.time.isoformat()} = {self.value}"
+
+
+class IdempotencyKey(models.Model):
+    """A batch already answered. Kept with the ingest in one transaction, so a replay can never store twice."""
+
+    scope = models.CharField(max_length=40, help_text="Whose key: 'key:<api key id>' or 'user:<user id>'.")
+    key = models.CharField(max_length=255)
+    body_sha256 = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="idempotency_scope_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"

@@ -7,9 +7,11 @@ from sensorhub.env import (
     env_database,
     env_int,
     env_list,
+    env_rates,
     env_redis_url,
     env_str,
 )
+from sensorhub.choices import Scope
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -113,13 +115,41 @@ SENSORHUB_STORAGE = env_choice("SENSORHUB_STORAGE", "auto", ("auto", "timescaled
 # Raw readings older than this are deleted (a sensor's retention_days overrides it).
 SENSORHUB_RETENTION_DAYS = env_int("SENSORHUB_RETENTION_DAYS", 180, minimum=1)
 
-# --- API -------------------------------------------------------------------------------------------------------------
+# --- ingestion ---------------------------------------------------------------------------------------------------------
+SENSORHUB_MAX_BATCH_READINGS = env_int("SENSORHUB_MAX_BATCH_READINGS", 50_000, minimum=1)
+# Largest accepted body (after gzip decompression).
+SENSORHUB_MAX_BODY_BYTES = env_int("SENSORHUB_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = SENSORHUB_MAX_BODY_BYTES
+# Readings stamped further than this in the future are rejected (a device clock is wrong).
+SENSORHUB_MAX_FUTURE_SECONDS = env_int("SENSORHUB_MAX_FUTURE_SECONDS", 300, minimum=0)
+# Readings for unknown sensors create them, for API keys that have may_register_sensors.
+SENSORHUB_AUTO_REGISTER_SENSORS = env_bool("SENSORHUB_AUTO_REGISTER_SENSORS", False)
+# Idempotency keys: answered from Redis for this long, and kept in the database (the guarantee) this many days.
+SENSORHUB_IDEMPOTENCY_CACHE_SECONDS = env_int("SENSORHUB_IDEMPOTENCY_CACHE_SECONDS", 24 * 3600, minimum=60)
+SENSORHUB_IDEMPOTENCY_RETENTION_DAYS = env_int("SENSORHUB_IDEMPOTENCY_RETENTION_DAYS", 7, minimum=1)
+# The Celery task that scores new readings, by name (ingestion never imports the ML apps).
+SENSORHUB_SCORING_TASK = env_str("SENSORHUB_SCORING_TASK", "anomalies.score_new_readings")
+
+# --- API ---
+# Per-key rate limits by scope, "scope=count/period" (period s, m, h or d); the strictest scope of an endpoint applies.
+SENSORHUB_RATE_LIMITS = env_rates(
+    "SENSORHUB_RATE_LIMITS",
+    ["readings:write=1200/m", "readings:read=600/m", "ml:read=1200/m", "ml:admin=60/m", "admin=120/m"],
+    keys=tuple(Scope.values),
+)
+RATELIMIT_USE_CACHE = "default"
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "sensorhub.apikeys.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["sensorhub.apikeys.HasScope"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "sensorhub.pagination.ViewOrderedCursorPagination",
+    # `format` is an ordinary query parameter of ours (e.g. ?format=csv), not DRF's renderer override.
+    "URL_FORMAT_OVERRIDE": None,
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {
@@ -144,17 +174,20 @@ CELERY_TASK_TIME_LIMIT = env_int("SENSORHUB_TASK_TIME_LIMIT", 360, minimum=1)
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep our JSON log lines (with request and task ids) in workers
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Every periodic job is defined here, each period overridable from the environment; django-celery-beat copies the
 # schedule into the database, where admins can see and pause it. ``expires`` is just under the period so a backlog
 # after downtime runs once, not many times.
-RETENTION_PERIOD_S = env_int("SENSORHUB_RETENTION_PERIOD_S", 3600, minimum=60)
+def _every(task: str, variable: str, default_s: int) -> dict:
+    period = env_int(variable, default_s, minimum=10)
+    return {"task": task, "schedule": period, "options": {"expires": period * 0.9}}
+
+
 CELERY_BEAT_SCHEDULE = {
-    "enforce-retention": {
-        "task": "ingestion.enforce_retention",
-        "schedule": RETENTION_PERIOD_S,
-        "options": {"expires": RETENTION_PERIOD_S * 0.9},
-    },
+    "refresh-rollups": _every("ingestion.refresh_rollups", "SENSORHUB_ROLLUP_PERIOD_S", 60),
+    "enforce-retention": _every("ingestion.enforce_retention", "SENSORHUB_RETENTION_PERIOD_S", 3600),
+    "expire-idempotency-keys": _every("ingestion.expire_idempotency_keys", "SENSORHUB_IDEMPOTENCY_PERIOD_S", 3600),
 }
 
 # --- health ----------------------------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from ingestion.choices import SensorType
-from ingestion.models import Sensor, SensorReading, Site
+from ingestion.models import Sensor, Site
+from ingestion.parsing import Columns
+from ingestion.services import readings_ingest
 
 DEMO_SITE = "demo-plant"
 # slug, name, type, unit, base level, daily amplitude, noise, valid range
@@ -39,9 +41,9 @@ class Command(BaseCommand):
         count = int(timedelta(days=days) / step)
         with transaction.atomic():
             site, _ = Site.objects.get_or_create(slug=DEMO_SITE, defaults={"name": "Demo plant"})
-            readings = []
+            columns = Columns()
             for slug, name, kind, unit, base, amplitude, noise, (low, high) in DEMO_SENSORS:
-                sensor, _ = Sensor.objects.get_or_create(
+                Sensor.objects.get_or_create(
                     slug=slug,
                     defaults={"name": name, "type": kind, "unit": unit, "site": site, "expected_interval": step,
                               "valid_min": low, "valid_max": high},
@@ -50,8 +52,11 @@ class Command(BaseCommand):
                     at = end - step * (count - i)
                     day_phase = 2 * math.pi * (at.hour * 60 + at.minute) / 1440
                     value = base + amplitude * math.sin(day_phase - math.pi / 2) + rng.gauss(0, noise)
-                    readings.append(SensorReading(sensor=sensor, time=at, value=round(value, 3)))
-            SensorReading.objects.bulk_create(readings, batch_size=5000, ignore_conflicts=True)
+                    columns.sensors.append(slug)
+                    columns.times.append(at.isoformat())
+                    columns.values.append(round(value, 3))
+            # Through the real ingestion service, so validation, rollups and scoring see the demo like device data.
+            result = readings_ingest(columns=columns)
         self.stdout.write(self.style.SUCCESS(
-            f"Demo loaded: site {DEMO_SITE!r}, {len(DEMO_SENSORS)} sensors, {len(readings)} readings."
+            f"Demo loaded: site {DEMO_SITE!r}, {len(DEMO_SENSORS)} sensors, {result.body['accepted']} readings."
         ))
