@@ -204,7 +204,7 @@ def readings_enforce_retention(*, now: datetime | None = None) -> int:
 
     On TimescaleDB whole chunks past the longest retention any sensor has are dropped first (cheap); the rows of
     sensors with a shorter retention are then deleted, so per-sensor overrides hold on both strategies. Returns the
-    number of rows deleted by the second step. Running it twice changes nothing more.
+    number of readings removed. Running it twice changes nothing more.
     """
     from sensorhub.storage import readings_drop_expired
 
@@ -213,7 +213,7 @@ def readings_enforce_retention(*, now: datetime | None = None) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         overrides = Sensor.objects.exclude(retention_days=None).values_list("retention_days", flat=True)
         longest = max([default_days, *overrides])
-        readings_drop_expired(cursor, older_than=now - timedelta(days=longest))
+        dropped = readings_drop_expired(cursor, older_than=now - timedelta(days=longest))
         cursor.execute(
             """
             DELETE FROM ingestion_sensorreading AS r
@@ -223,4 +223,4 @@ def readings_enforce_retention(*, now: datetime | None = None) -> int:
             """,
             [now, default_days],
         )
-        return cursor.rowcount
+        return dropped + cursor.rowcount

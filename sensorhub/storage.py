@@ -234,8 +234,22 @@ def rollups_refresh() -> int:
 
 
 def readings_drop_expired(cursor, *, older_than) -> int:
-    """TimescaleDB: drop whole chunks older than ``older_than`` (fast); returns chunks dropped. No-op on plain."""
+    """TimescaleDB: drop whole chunks older than ``older_than`` (fast); returns the readings they held.
+
+    drop_chunks only removes chunks entirely before ``older_than``, so the rows counted are exactly the rows dropped.
+    No-op on plain PostgreSQL, where the caller's DELETE does the work."""
     if strategy() != StorageStrategy.TIMESCALEDB:
         return 0
+    from psycopg import sql
+
+    cursor.execute(
+        "SELECT chunk_schema, chunk_name FROM timescaledb_information.chunks "
+        "WHERE hypertable_name = %s AND range_end <= %s",
+        [READINGS_TABLE, older_than],
+    )
+    rows = 0
+    for schema, name in cursor.fetchall():
+        cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name)))
+        rows += cursor.fetchone()[0]
     cursor.execute("SELECT count(*) FROM drop_chunks(%s, older_than => %s)", [READINGS_TABLE, older_than])
-    return cursor.fetchone()[0]
+    return rows

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from django.db import connection
 
@@ -53,3 +55,33 @@ def test_a_flushed_record_is_restored_from_the_live_schema():
     assert report["strategy"] == expected
     assert "re-detected" in report["reason"]
     assert StorageBackend.objects.get().strategy == expected
+
+
+@pytest.mark.timescaledb
+def test_timescaledb_compresses_after_seven_days_and_keeps_continuous_aggregates():
+    if not extension_present():
+        pytest.skip("the TimescaleDB extension is not installed on this PostgreSQL server (plain PostgreSQL path)")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates "
+                       "ORDER BY view_name")
+        assert cursor.fetchall() == [("ingestion_reading_1h", False), ("ingestion_reading_1m", False)]
+        cursor.execute("SELECT proc_name, hypertable_name, config FROM timescaledb_information.jobs "
+                       "WHERE proc_name IN ('policy_compression', 'policy_refresh_continuous_aggregate')")
+        jobs = cursor.fetchall()
+        cursor.execute("SELECT segmentby_column_index IS NOT NULL FROM timescaledb_information.compression_settings "
+                       "WHERE hypertable_name = 'ingestion_sensorreading' AND attname = 'sensor_id'")
+        assert cursor.fetchone() == (True,)
+    compression = [json.loads(config) for name, table, config in jobs if name == "policy_compression"]
+    assert compression and compression[0]["compress_after"] == "7 days"
+    assert sum(name == "policy_refresh_continuous_aggregate" for name, _, _ in jobs) == 2
+
+
+def test_plain_postgresql_keeps_rollup_tables_of_the_same_shape():
+    if extension_present():
+        pytest.skip("TimescaleDB is present: rollups are continuous aggregates there")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT table_name, string_agg(column_name, ',' ORDER BY ordinal_position) "
+                       "FROM information_schema.columns WHERE table_name LIKE 'ingestion_reading_1_' "
+                       "GROUP BY table_name ORDER BY table_name")
+        assert cursor.fetchall() == [("ingestion_reading_1h", "sensor_id,bucket,n,total,vmin,vmax"),
+                                     ("ingestion_reading_1m", "sensor_id,bucket,n,total,vmin,vmax")]
