@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 REQS := $(wildcard requirements/*.txt)
 STAMP := $(VENV)/.installed-$(shell cat $(REQS) | sha256sum | cut -c1-12)
 
-.PHONY: run test venv services-up services-down manage clean-var
+.PHONY: run test venv services-up services-down manage bench-ingest
 
 venv: $(STAMP)
 
@@ -34,3 +34,7 @@ services-down: venv
 # make manage ARGS="createsuperuser"
 manage: venv
 	$(BIN)/python scripts/stack.py manage $(ARGS)
+
+# Ingest and query benchmark against a real gunicorn and the embedded database (see docs/PERFORMANCE.md).
+bench-ingest: venv
+	$(BIN)/python scripts/stack.py manage ingest_benchmark $(BENCH_ARGS)

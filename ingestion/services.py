@@ -106,30 +106,48 @@ def sensors_auto_register(*, slugs: set[str], api_key) -> int:
     return len(new)
 
 
-def _copy_and_insert(rows) -> set[tuple[int, datetime]]:
-    """COPY into a per-connection staging table, then one INSERT … ON CONFLICT. Returns the keys actually inserted."""
+def _copy_and_insert(rows) -> tuple[int, list[int]]:
+    """COPY into a per-connection staging table, then one INSERT … ON CONFLICT.
+
+    Returns (rows inserted, staged positions that were duplicates), worked out by PostgreSQL: the staged rows that
+    the INSERT did not return.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} "
-            "(sensor_id bigint NOT NULL, time timestamptz NOT NULL, value double precision NOT NULL) "
-            "ON COMMIT DELETE ROWS"
+            f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (pos integer NOT NULL, sensor_id bigint NOT NULL, "
+            "time timestamptz NOT NULL, value double precision NOT NULL) ON COMMIT DELETE ROWS"
         )
-        with cursor.copy(f"COPY {STAGING_TABLE} (sensor_id, time, value) FROM STDIN") as copy:
+        # Empty already after a commit; not when a caller ingests several batches in one outer transaction.
+        cursor.execute(f"TRUNCATE {STAGING_TABLE}")
+        staged = 0
+        with cursor.copy(f"COPY {STAGING_TABLE} (pos, sensor_id, time, value) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int4", "int8", "timestamptz", "float8"])  # binary: no text formatting of times
             for row in rows:
-                copy.write_row(row)
+                copy.write_row((staged, *row))
+                staged += 1
         cursor.execute(
-            f"INSERT INTO ingestion_sensorreading (sensor_id, time, value) "
-            f"SELECT sensor_id, time, value FROM {STAGING_TABLE} "
-            "ON CONFLICT (sensor_id, time) DO NOTHING RETURNING sensor_id, time"
+            f"WITH inserted AS (INSERT INTO ingestion_sensorreading (sensor_id, time, value) "
+            f"SELECT sensor_id, time, value FROM {STAGING_TABLE} ON CONFLICT (sensor_id, time) DO NOTHING "
+            "RETURNING sensor_id, time) "
+            f"SELECT s.pos FROM {STAGING_TABLE} s LEFT JOIN inserted i ON i.sensor_id = s.sensor_id AND i.time = s.time "
+            "WHERE i.sensor_id IS NULL ORDER BY s.pos"
         )
-        return set(cursor.fetchall())
+        duplicates = [pos for (pos,) in cursor.fetchall()]
+        return staged - len(duplicates), duplicates
 
 
-def _touched_ranges(inserted) -> dict[int, tuple[datetime, datetime]]:
+def _touched_ranges(sensor_ids, times, skip: set[int]) -> dict[int, tuple[datetime, datetime]]:
     ranges: dict[int, tuple[datetime, datetime]] = {}
-    for sensor_id, at in inserted:
-        low, high = ranges.get(sensor_id, (at, at))
-        ranges[sensor_id] = (min(low, at), max(high, at))
+    for pos, (sensor_id, at) in enumerate(zip(sensor_ids, times)):
+        if pos in skip:
+            continue
+        low_high = ranges.get(sensor_id)
+        if low_high is None:
+            ranges[sensor_id] = (at, at)
+        elif at < low_high[0]:
+            ranges[sensor_id] = (at, low_high[1])
+        elif at > low_high[1]:
+            ranges[sensor_id] = (low_high[0], at)
     return ranges
 
 
@@ -137,11 +155,56 @@ def _after_insert(ranges: dict[int, tuple[datetime, datetime]]) -> None:
     from sensorhub.storage import rollups_mark_dirty
 
     rollups_mark_dirty(ranges)
+    # By name, not import: the ML apps depend on ingestion, never the other way round.
+    transaction.on_commit(lambda: scoring_enqueue(ranges=ranges))
+
+
+def scoring_enqueue(*, ranges: dict[int, tuple[datetime, datetime]]) -> int:
+    """One scoring task per touched sensor, unless one is already waiting for that sensor (it will score these
+    readings too: the scorer works from the sensor's own watermark). Returns how many tasks were sent.
+
+    The waiting marks live in Redis with a short expiry, so a lost worker delays scoring by that long at most; if
+    Redis cannot be asked, every sensor gets its task."""
+    sensor_ids = list(ranges)
+    try:
+        with _redis().pipeline(transaction=False) as pipe:
+            for sensor_id in sensor_ids:
+                pipe.set(f"{SCORING_PENDING}{sensor_id}", 1, nx=True, ex=settings.SENSORHUB_SCORING_DEBOUNCE_SECONDS)
+            fresh = pipe.execute()
+    except Exception:
+        logger.warning("scoring marks unavailable; enqueueing every sensor", exc_info=True)
+        fresh = [True] * len(sensor_ids)
     task = settings.SENSORHUB_SCORING_TASK
-    for sensor_id, (start, end) in ranges.items():
-        # By name, not import: the ML apps depend on ingestion, never the other way round.
-        transaction.on_commit(lambda s=sensor_id, a=start, b=end: current_app.send_task(
-            task, kwargs={"sensor_id": s, "start": a.isoformat(), "end": b.isoformat()}))
+    sent = 0
+    with current_app.producer_or_acquire() as producer:
+        for sensor_id, is_fresh in zip(sensor_ids, fresh):
+            if is_fresh:
+                start, end = ranges[sensor_id]
+                current_app.send_task(task, kwargs={"sensor_id": sensor_id, "start": start.isoformat(),
+                                                    "end": end.isoformat()}, producer=producer)
+                sent += 1
+    return sent
+
+
+SCORING_PENDING = "sensorhub:scoring-pending:"
+
+
+def scoring_started(*, sensor_id: int) -> None:
+    """Called by the scoring task as it starts: readings that arrive from now on need a new task."""
+    try:
+        _redis().delete(f"{SCORING_PENDING}{sensor_id}")
+    except Exception:
+        logger.warning("scoring marks unavailable", exc_info=True)
+_redis_client = None
+
+
+def _redis():
+    global _redis_client
+    if _redis_client is None:
+        import redis
+
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    return _redis_client
 
 
 def readings_ingest(*, columns: Columns, api_key=None, idempotency: Idempotency | None = None) -> IngestResult:
@@ -169,13 +232,11 @@ def readings_ingest(*, columns: Columns, api_key=None, idempotency: Idempotency 
         if unknown and sensors_auto_register(slugs=unknown, api_key=api_key):
             rules = sensor_rules(slugs=slugs, api_key=api_key, now=now)
         checked = validate(columns, rules, now=now)
-        inserted = _copy_and_insert(zip(checked.sensor_ids, checked.times, checked.values)) if checked.times else set()
-        duplicates = sorted(checked.duplicates_in_batch + [
-            index for index, sensor_id, at in zip(checked.indexes, checked.sensor_ids, checked.times)
-            if (sensor_id, at) not in inserted
-        ])
+        inserted, duplicate_positions = (
+            _copy_and_insert(zip(checked.sensor_ids, checked.times, checked.values)) if checked.times else (0, []))
+        duplicates = sorted(checked.duplicates_in_batch + [checked.indexes[pos] for pos in duplicate_positions])
         body = {
-            "accepted": len(inserted),
+            "accepted": inserted,
             "duplicates": len(duplicates),
             "rejected": len(checked.rejected),
             "duplicate_indexes": duplicates,
@@ -183,7 +244,7 @@ def readings_ingest(*, columns: Columns, api_key=None, idempotency: Idempotency 
         }
         status = 422 if checked.rejected and not inserted and not duplicates else 200
         if inserted:
-            _after_insert(_touched_ranges(inserted))
+            _after_insert(_touched_ranges(checked.sensor_ids, checked.times, set(duplicate_positions)))
         if idempotency is not None:
             IdempotencyKey.objects.filter(scope=idempotency.scope, key=idempotency.key).update(
                 status_code=status, response=body)

@@ -129,6 +129,8 @@ SENSORHUB_IDEMPOTENCY_CACHE_SECONDS = env_int("SENSORHUB_IDEMPOTENCY_CACHE_SECON
 SENSORHUB_IDEMPOTENCY_RETENTION_DAYS = env_int("SENSORHUB_IDEMPOTENCY_RETENTION_DAYS", 7, minimum=1)
 # The Celery task that scores new readings, by name (ingestion never imports the ML apps).
 SENSORHUB_SCORING_TASK = env_str("SENSORHUB_SCORING_TASK", "anomalies.score_new_readings")
+# A sensor with a scoring task already waiting gets no second one; the mark expires after this many seconds.
+SENSORHUB_SCORING_DEBOUNCE_SECONDS = env_int("SENSORHUB_SCORING_DEBOUNCE_SECONDS", 30, minimum=1)
 
 # --- API ---
 # Per-key rate limits by scope, "scope=count/period" (period s, m, h or d); the strictest scope of an endpoint applies.

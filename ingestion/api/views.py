@@ -1,7 +1,8 @@
 import csv
+import json
 from datetime import UTC, datetime
 
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -102,11 +103,11 @@ class SensorViewSet(viewsets.ModelViewSet):
             start, end = _align(start, end, BUCKETS[bucket])
         series = readings_series(sensor=sensor, start=start, end=end, bucket=bucket, aggregates=q["agg"],
                                  max_points=q["max_points"])
-        return Response({
-            "sensor": sensor.slug, "unit": sensor.unit, "start": start, "end": end, "bucket": series.bucket,
-            "auto_bucket": auto, "source": series.source, "points": len(series.columns["time"]),
-            **series.columns,
-        })
+        meta = {"sensor": sensor.slug, "unit": sensor.unit, "start": _iso(start), "end": _iso(end),
+                "bucket": series.bucket, "auto_bucket": auto, "source": series.source, "points": series.points}
+        # The columns arrive as JSON text from PostgreSQL; splice them in rather than decode and re-encode.
+        body = json.dumps(meta)[:-1] + ", " + series.columns_json[1:]
+        return HttpResponse(body, content_type="application/json")
 
     def _csv(self, sensor, q):
         class Echo:
@@ -168,6 +169,10 @@ class ReadingsIngestView(APIView):
             return Response({"detail": exc.message}, status=exc.status)
         api_key = request.auth if isinstance(request.auth, ApiKey) else None
         return _respond(readings_ingest(columns=columns, api_key=api_key, idempotency=idempotency))
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _respond(result):

@@ -50,7 +50,7 @@ def test_it_returns_raw_readings_in_time_order(client, sensor, reader):
     body = get(client, reader, "boiler", start=T0.isoformat(), end=(T0 + timedelta(minutes=10)).isoformat(),
                bucket="raw").json()
     assert body["bucket"] == "raw" and body["value"] == VALUES[:10]
-    assert body["time"][0] == "2026-11-30T00:00:00Z"
+    assert body["time"][0] == "2026-11-30T00:00:00+00:00"
 
 
 @pytest.mark.parametrize("refresh", [False, True], ids=["from-raw-and-pending-marks", "from-rollups"])
