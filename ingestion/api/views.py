@@ -172,7 +172,7 @@ class ReadingsIngestView(APIView):
 
 
 def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return at.astimezone(UTC).isoformat()  # the same form as the times PostgreSQL writes into the columns
 
 
 def _respond(result):
