@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 REQS := $(wildcard requirements/*.txt)
 STAMP := $(VENV)/.installed-$(shell cat $(REQS) | sha256sum | cut -c1-12)
 
-.PHONY: run test venv services-up services-down manage bench-ingest
+.PHONY: run test venv services-up services-down manage bench-ingest demo-data notebooks
 
 venv: $(STAMP)
 
@@ -38,3 +38,19 @@ manage: venv
 # Ingest and query benchmark against a real gunicorn and the embedded database (see docs/PERFORMANCE.md).
 bench-ingest: venv
 	$(BIN)/python scripts/stack.py manage ingest_benchmark $(BENCH_ARGS)
+
+# The committed demo files: data/sensor_data.csv and data/anomaly_labels.csv (same seed and end, same bytes).
+demo-data: venv
+	$(BIN)/python scripts/stack.py manage generate_demo_data --no-db --end 2026-12-01T00:00:00Z \
+		--csv data/sensor_data.csv --labels data/anomaly_labels.csv
+
+# Execute every notebook headless (charts to docs/ml/); fails on any error. CI runs it after the tests.
+notebooks: venv
+	$(BIN)/python scripts/run_notebooks.py
+
+# docs/db: schema.sql, erd.dot and erd.png from the migrated embedded database (or $DATABASE_URL). Commit the result;
+# tests/sensorhub/test_db_docs.py fails when schema.sql or erd.dot no longer match the migrations. Needs Graphviz.
+.PHONY: db-docs
+db-docs: venv
+	$(BIN)/python scripts/stack.py manage migrate --no-input
+	eval "$$($(BIN)/python scripts/stack.py env)" && $(BIN)/python scripts/db_docs.py
