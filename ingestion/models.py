@@ -39,7 +39,8 @@ class Sensor(models.Model):
     name = models.CharField(max_length=200)
     type = models.CharField(max_length=20, choices=SensorType.choices, db_index=True)
     unit = models.CharField(max_length=20, help_text="Unit of the values, e.g. °C, %, hPa, kW.")
-    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="sensors")
+    # No index of its own: the (site, active) index below starts with site and serves both.
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="sensors", db_index=False)
     active = models.BooleanField(default=True, help_text="Inactive sensors keep their history but reject new readings.")
     expected_interval = models.DurationField(
         default=timedelta(minutes=1),
