@@ -1,0 +1,97 @@
+import csv
+import io
+import json
+import math
+import random
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from anomalies.detector import Settings, StreamingDetector
+
+
+def seasonal(n: int, seed: int = 1) -> list[float]:
+    rng = random.Random(seed)
+    return [20 + 3 * math.sin(2 * math.pi * i / 288) + rng.gauss(0, 0.3) for i in range(n)]
+
+
+def scores(values, **settings) -> list[float]:
+    return [d.score for d in StreamingDetector(Settings(**settings)).score_many(values)]
+
+
+def test_a_score_depends_only_on_the_readings_before_it():
+    values = seasonal(3000)
+    head = scores(values[:2000])
+    assert scores(values)[:2000] == head
+    # fed in pieces, the detector gives the same scores as in one go
+    detector = StreamingDetector()
+    pieces = [d.score for part in (values[:700], values[700:1500], values[1500:2000]) for d in detector.score_many(part)]
+    assert pieces == head
+
+
+def test_little_history_is_reported_as_warming_up():
+    detections = StreamingDetector().score_many(seasonal(400))
+    warmup = Settings().warmup
+    assert all(d.warming_up and d.score == 0 for d in detections[:warmup])
+    assert "warming up" in detections[0].explanation(20.0)
+    assert not detections[warmup].warming_up
+
+
+def test_a_spike_is_the_top_score_and_is_explained():
+    values = seasonal(3000)
+    values[2500] += 15
+    detections = StreamingDetector().score_many(values)
+    top = max(range(len(values)), key=lambda i: detections[i].score)
+    assert top == 2500
+    assert detections[2500].kind == "spike"
+    text = detections[2500].explanation(values[2500])
+    assert f"{values[2500]:.4g}" in text and "usual range" in text
+
+
+def test_a_stuck_sensor_is_not_anomalous_forever():
+    values = seasonal(2000) + [21.0] * 2000
+    result = scores(values)
+    assert max(result[2000:2100]) > max(result[1000:2000])  # the change is noticed …
+    assert max(result[3000:]) < 0.5 * max(result[2000:2100])  # … and then it is the new normal
+
+
+def test_a_flat_series_stays_near_zero():
+    assert max(scores([5.0] * 3000)) < 0.01
+
+
+def test_score_stream_writes_one_score_per_reading(tmp_path):
+    source, target = tmp_path / "series.csv", tmp_path / "scores.csv"
+    values = seasonal(600)
+    with open(source, "w") as handle:
+        handle.write("timestamp,value\n")
+        handle.writelines(f"2024-01-01 00:{i // 60:02d}:{i % 60:02d},{v}\n" for i, v in enumerate(values))
+    call_command("score_stream", input=source, output=target, stdout=io.StringIO())
+    rows = list(csv.reader(open(target)))
+    assert rows[0] == ["timestamp", "anomaly_score"] and len(rows) == 601
+    assert [float(r[1]) for r in rows[1:]] == scores(values)
+
+
+def test_score_stream_explains_a_bad_file(tmp_path):
+    source = tmp_path / "bad.csv"
+    source.write_text("timestamp,value\n2024-01-01,warm\n")
+    with pytest.raises(CommandError, match="line 2"):
+        call_command("score_stream", input=source, output=tmp_path / "out.csv", stdout=io.StringIO())
+
+
+def test_nab_benchmark_scores_a_corpus_and_prints_the_published_table(tmp_path):
+    (tmp_path / "data" / "demo").mkdir(parents=True)
+    values = seasonal(2000)
+    for i in range(1500, 1510):
+        values[i] += 12
+    with open(tmp_path / "data" / "demo" / "one.csv", "w") as handle:
+        handle.write("timestamp,value\n")
+        handle.writelines(f"2024-01-{1 + i // 288:02d} {i % 288 // 12:02d}:{i % 12 * 5:02d}:00,{v}\n"
+                          for i, v in enumerate(values))
+    window = ["2024-01-06 04:00:00.000000", "2024-01-06 06:55:00.000000"]  # rows 1488–1523
+    (tmp_path / "windows.json").write_text(json.dumps({"demo/one.csv": [window]}))
+    out = io.StringIO()
+    call_command("nab_benchmark", data=tmp_path, workers=1, stdout=out)
+    text = out.getvalue()
+    ours = next(line for line in text.splitlines() if line.startswith("Sensor Hub"))
+    assert float(ours.split()[-3]) > 50  # standard profile: the spike is found early in its window
+    assert "ARTime" in text and "Numenta HTM" in text
