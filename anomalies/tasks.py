@@ -1,14 +1,31 @@
 import logging
 
 from celery import shared_task
+from django.db import OperationalError
 
+from anomalies.services import anomaly_model_train, readings_score
+from ingestion.models import Sensor
 from ingestion.services import scoring_started
 
 logger = logging.getLogger(__name__)
+RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "retry_jitter": True, "max_retries": 3}
 
 
-@shared_task(name="anomalies.score_new_readings", ignore_result=True)
-def score_new_readings(sensor_id: int, start: str, end: str) -> None:
-    """Enqueued by ingestion after each commit, once per touched sensor. Scoring arrives with the detector."""
+@shared_task(name="anomalies.score_new_readings", ignore_result=True, **RETRY)
+def score_new_readings(sensor_id: int, start: str | None = None, end: str | None = None) -> None:
+    """Enqueued by ingestion after each commit, once per touched sensor; scores everything not scored yet."""
     scoring_started(sensor_id=sensor_id)
+    sensor = Sensor.objects.filter(pk=sensor_id).first()
+    if sensor is None:
+        return
     logger.info("new readings to score", extra={"sensor_id": sensor_id, "start": start, "end": end})
+    events = readings_score(sensor=sensor)
+    if events:
+        logger.info("anomalies detected", extra={"sensor_id": sensor_id, "events": len(events)})
+
+
+@shared_task(name="anomalies.train_model", **RETRY)
+def train_model(sensor_id: int) -> int | None:
+    sensor = Sensor.objects.filter(pk=sensor_id).first()
+    model = anomaly_model_train(sensor=sensor) if sensor else None
+    return model.version if model else None

@@ -409,6 +409,7 @@ def main(argv: list[str]) -> int:
         env, started = services_up()
         if not had_redis:  # database 1: a `make run` worker on database 0 must not take the tests' tasks
             env["REDIS_URL"] = env["REDIS_URL"].rsplit("/", 1)[0] + "/1"
+        env.setdefault("SENSORHUB_MODEL_DIR", str(VAR / "test-models"))
         try:
             # Pages reference hashed static names from the manifest, as in production.
             manage(env, "collectstatic", "--no-input", check=True, stdout=subprocess.DEVNULL)

@@ -5,6 +5,7 @@ from sensorhub.env import (
     env_bool,
     env_choice,
     env_database,
+    env_float,
     env_int,
     env_list,
     env_rates,
@@ -131,6 +132,13 @@ SENSORHUB_IDEMPOTENCY_RETENTION_DAYS = env_int("SENSORHUB_IDEMPOTENCY_RETENTION_
 SENSORHUB_SCORING_TASK = env_str("SENSORHUB_SCORING_TASK", "anomalies.score_new_readings")
 # A sensor with a scoring task already waiting gets no second one; the mark expires after this many seconds.
 SENSORHUB_SCORING_DEBOUNCE_SECONDS = env_int("SENSORHUB_SCORING_DEBOUNCE_SECONDS", 30, minimum=1)
+
+# --- ML ------------------------------------------------------------------------------------------------------------
+SENSORHUB_MODEL_DIR = env_str("SENSORHUB_MODEL_DIR", str(BASE_DIR / "var" / "models"))
+# Readings scoring at or above this become AnomalyEvents (alert rules decide what notifies).
+SENSORHUB_ANOMALY_EVENT_THRESHOLD = env_float("SENSORHUB_ANOMALY_EVENT_THRESHOLD", 0.3, minimum=0.0)
+# How much history a sensor's detector learns from.
+SENSORHUB_ANOMALY_TRAIN_DAYS = env_int("SENSORHUB_ANOMALY_TRAIN_DAYS", 30, minimum=1)
 
 # --- API ---
 # Per-key rate limits by scope, "scope=count/period" (period s, m, h or d); the strictest scope of an endpoint applies.

@@ -1,0 +1,32 @@
+from rest_framework import serializers
+
+from anomalies.models import AnomalyEvent
+
+
+class AnomalyEventSerializer(serializers.ModelSerializer):
+    sensor = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    model_version = serializers.IntegerField(source="model.version", read_only=True, allow_null=True)
+
+    class Meta:
+        model = AnomalyEvent
+        fields = ["id", "sensor", "time", "value", "score", "kind", "explanation", "expected_low", "expected_high",
+                  "model_version", "created_at"]
+
+
+class DetectPointSerializer(serializers.Serializer):
+    time = serializers.DateTimeField()
+    value = serializers.FloatField()
+
+
+class DetectRequestSerializer(serializers.Serializer):
+    sensor = serializers.CharField()
+    values = serializers.ListField(child=serializers.DictField(), required=False)
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs):
+        if "values" in attrs and ("start" in attrs or "end" in attrs):
+            raise serializers.ValidationError("Send either values or start/end, not both.")
+        if "values" not in attrs and not ("start" in attrs and "end" in attrs):
+            raise serializers.ValidationError("Send values: [{time, value}, …], or start and end of stored readings.")
+        return attrs

@@ -1,0 +1,9 @@
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from anomalies.api.views import AnomalyEventViewSet, DetectAnomalyView
+
+router = DefaultRouter()
+router.register("anomalies", AnomalyEventViewSet)
+
+urlpatterns = [path("detect_anomaly", DetectAnomalyView.as_view(), name="detect-anomaly"), *router.urls]

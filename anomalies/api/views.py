@@ -1,0 +1,90 @@
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import viewsets
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from anomalies.api.serializers import AnomalyEventSerializer, DetectRequestSerializer
+from anomalies.models import AnomalyEvent
+from anomalies.services import NoModel, points_score
+from ingestion.api.views import restrict_to_key
+from ingestion.models import Sensor, SensorReading
+from ingestion.validation import parse_time, parse_value
+from sensorhub.choices import Scope
+
+MAX_POINTS = 10_000
+
+
+class AnomalyEventFilter(filters.FilterSet):
+    sensor = filters.CharFilter(field_name="sensor__slug")
+    since = filters.IsoDateTimeFilter(field_name="time", lookup_expr="gte")
+    until = filters.IsoDateTimeFilter(field_name="time", lookup_expr="lt")
+    min_score = filters.NumberFilter(field_name="score", lookup_expr="gte")
+
+    class Meta:
+        model = AnomalyEvent
+        fields = ["sensor", "kind", "since", "until", "min_score"]
+
+
+class AnomalyEventViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = AnomalyEvent.objects.select_related("sensor", "model")
+    serializer_class = AnomalyEventSerializer
+    filterset_class = AnomalyEventFilter
+    ordering = "-time"
+    required_scopes = [Scope.READINGS_READ]
+
+    def get_queryset(self):
+        allowed = restrict_to_key(self.request, Sensor.objects.all())
+        return super().get_queryset().filter(sensor__in=allowed)
+
+
+class DetectAnomalyView(APIView):
+    """Score points against a sensor's detector: given `values`, or the stored readings between `start` and `end`.
+    Nothing is stored and the live detector is not advanced."""
+
+    required_scopes = [Scope.ML_READ]
+
+    @extend_schema(request=DetectRequestSerializer, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request):
+        query = DetectRequestSerializer(data=request.data)
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        sensor = get_object_or_404(restrict_to_key(request, Sensor.objects.all()), slug=q["sensor"])
+        if "values" in q:
+            if len(q["values"]) > MAX_POINTS:
+                return Response({"detail": f"{len(q['values'])} points; at most {MAX_POINTS} per request."},
+                                status=413)
+            times, values, errors = [], [], []
+            for index, point in enumerate(q["values"]):
+                at, value = parse_time(point.get("time")), parse_value(point.get("value"))
+                if isinstance(at, str) or isinstance(value, str):
+                    errors.append({"index": index, "reason": at if isinstance(at, str) else value})
+                times.append(at)
+                values.append(value)
+            if errors:
+                return Response({"detail": "Some points are malformed; nothing was scored.", "errors": errors},
+                                status=400)
+        else:
+            rows = list(SensorReading.objects.filter(sensor=sensor, time__gte=q["start"], time__lt=q["end"])
+                        .order_by("time").values_list("time", "value")[:MAX_POINTS + 1])
+            if len(rows) > MAX_POINTS:
+                return Response({"detail": f"More than {MAX_POINTS} stored readings in that range; narrow it."},
+                                status=413)
+            times, values = [r[0] for r in rows], [r[1] for r in rows]
+        try:
+            model, detections = points_score(sensor=sensor, values=values)
+        except NoModel:
+            return Response({"detail": f"Sensor {sensor.slug!r} has no trained model yet. It trains by itself once it "
+                                       "has enough readings (150); post readings and retry."}, status=409)
+        threshold = settings.SENSORHUB_ANOMALY_EVENT_THRESHOLD
+        return Response({
+            "sensor": sensor.slug, "model_version": model.version, "trained_at": model.trained_at,
+            "threshold": threshold,
+            "points": [{"time": at, "value": value, "score": d.score,
+                        "is_anomaly": not d.warming_up and d.score >= threshold, "kind": d.kind,
+                        "explanation": d.explanation(value)} for at, value, d in zip(times, values, detections)],
+        })

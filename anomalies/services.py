@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import pickle
+import struct
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from anomalies.detector import Detection, Settings, StreamingDetector
+from anomalies.models import AnomalyEvent, AnomalyModel, ScoringState
+from ingestion.models import Sensor, SensorReading
+from sensorhub.ml.store import artifact_load, artifact_save
+
+logger = logging.getLogger(__name__)
+
+
+class NoModel(Exception):
+    """The sensor has no trained detector yet."""
+
+
+def _training_window(sensor: Sensor):
+    end = timezone.now()
+    start = end - timedelta(days=settings.SENSORHUB_ANOMALY_TRAIN_DAYS)
+    return list(SensorReading.objects.filter(sensor=sensor, time__gte=start, time__lte=end)
+                .order_by("time").values_list("time", "value"))
+
+
+def _data_hash(rows) -> str:
+    digest = hashlib.sha256()
+    for at, value in rows:
+        digest.update(struct.pack("<dd", at.timestamp(), value))
+    return digest.hexdigest()
+
+
+def anomaly_model_train(*, sensor: Sensor) -> AnomalyModel | None:
+    """Train the sensor's detector on its recent history and make it the one live scoring continues from.
+
+    Returns None while the sensor has too little history (it is "warming up"); returns the current model unchanged
+    when the training window holds exactly the data it was trained on (a second run changes nothing).
+    """
+    rows = _training_window(sensor)
+    detector_settings = Settings()
+    if len(rows) <= detector_settings.warmup:
+        return None
+    data_hash = _data_hash(rows)
+    latest = AnomalyModel.objects.filter(sensor=sensor).order_by("-version").first()
+    if latest is not None and latest.data_hash == data_hash:
+        return latest
+    detector = StreamingDetector(detector_settings)
+    detector.score_many([value for _, value in rows])
+    version = (latest.version + 1) if latest else 1
+    path, sha = artifact_save(detector, name=f"anomaly/{sensor.slug}/v{version}")
+    with transaction.atomic():
+        model = AnomalyModel.objects.create(
+            sensor=sensor, version=version, artifact=path, sha256=sha, params=detector_settings.__dict__,
+            data_start=rows[0][0], data_end=rows[-1][0], readings=len(rows), data_hash=data_hash,
+        )
+        ScoringState.objects.update_or_create(
+            sensor=sensor, defaults={"model": model, "scored_until": rows[-1][0], "state": pickle.dumps(detector)})
+    logger.info("trained anomaly model", extra={"sensor": sensor.slug, "version": version, "readings": len(rows)})
+    return model
+
+
+def readings_score(*, sensor: Sensor) -> list[AnomalyEvent]:
+    """Score the sensor's readings newer than the last scored one and record events; returns the new events.
+
+    Runs under a row lock on the sensor's scoring state, so two workers never score the same readings.
+    """
+    with transaction.atomic():
+        state = ScoringState.objects.select_for_update().select_related("model").filter(sensor=sensor).first()
+        if state is None:
+            if anomaly_model_train(sensor=sensor) is None:
+                return []  # warming up
+            state = ScoringState.objects.select_for_update().select_related("model").get(sensor=sensor)
+        rows = list(SensorReading.objects.filter(sensor=sensor, time__gt=state.scored_until)
+                    .order_by("time").values_list("time", "value"))
+        if not rows:
+            return []
+        detector = pickle.loads(state.state)
+        detections = detector.score_many([value for _, value in rows])
+        threshold = settings.SENSORHUB_ANOMALY_EVENT_THRESHOLD
+        events = [_event(sensor, state.model, at, value, d) for (at, value), d in zip(rows, detections)
+                  if not d.warming_up and d.score >= threshold]
+        AnomalyEvent.objects.bulk_create(events, ignore_conflicts=True)
+        state.state = pickle.dumps(detector)
+        state.scored_until = rows[-1][0]
+        state.save(update_fields=["state", "scored_until", "updated_at"])
+    return events
+
+
+def _event(sensor, model, at, value, detection: Detection) -> AnomalyEvent:
+    return AnomalyEvent(sensor=sensor, model=model, time=at, value=value, score=detection.score,
+                        kind=detection.kind, explanation=detection.explanation(value),
+                        expected_low=detection.expected_low, expected_high=detection.expected_high)
+
+
+def points_score(*, sensor: Sensor, values: list[float]) -> tuple[AnomalyModel, list[Detection]]:
+    """Score given values against the sensor's current model without changing any state (for /detect_anomaly)."""
+    model = AnomalyModel.objects.filter(sensor=sensor).order_by("-version").first()
+    if model is None:
+        raise NoModel(sensor.slug)
+    detector = copy.deepcopy(artifact_load(model.artifact, model.sha256))
+    return model, detector.score_many(values)

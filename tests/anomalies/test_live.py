@@ -1,0 +1,134 @@
+"""Live scoring: readings in, a trained detector per sensor, events out through the API."""
+import json
+import math
+import random
+import time
+import urllib.request
+from datetime import UTC, timedelta
+
+import pytest
+from django.utils import timezone
+
+from anomalies.models import AnomalyEvent, AnomalyModel
+from anomalies.services import anomaly_model_train, readings_score
+from ingestion.parsing import Columns
+from ingestion.services import readings_ingest
+from sensorhub.ml.store import artifact_load
+from tests.factories import make_api_key, make_sensor
+
+
+def history(n: int, end, seed=3):
+    rng = random.Random(seed)
+    times = [end - timedelta(minutes=n - i) for i in range(n)]
+    return times, [20 + 2 * math.sin(2 * math.pi * i / 288) + rng.gauss(0, 0.2) for i in range(n)]
+
+
+def ingest(slug, times, values):
+    return readings_ingest(columns=Columns(sensors=[slug] * len(times), times=[t.isoformat() for t in times],
+                                           values=values)).body
+
+
+@pytest.mark.django_db
+def test_training_saves_a_verified_artifact_and_does_not_repeat_on_the_same_data():
+    sensor = make_sensor(slug="trainee")
+    ingest("trainee", *history(600, timezone.now() - timedelta(minutes=5)))
+    model = anomaly_model_train(sensor=sensor)
+    assert model.version == 1 and model.readings == 600 and len(model.sha256) == 64
+    assert artifact_load(model.artifact, model.sha256).seen == 600
+    assert anomaly_model_train(sensor=sensor) == model  # same window, same data: nothing new
+    assert AnomalyModel.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_sensor_with_little_history_is_warming_up():
+    sensor = make_sensor(slug="newcomer")
+    ingest("newcomer", *history(50, timezone.now()))
+    assert anomaly_model_train(sensor=sensor) is None
+    assert readings_score(sensor=sensor) == []
+
+
+@pytest.mark.django_db
+def test_scoring_continues_from_the_last_scored_reading_and_records_the_spike():
+    sensor = make_sensor(slug="spiky")
+    now = timezone.now().replace(second=0, microsecond=0)
+    ingest("spiky", *history(800, now - timedelta(minutes=30)))
+    assert readings_score(sensor=sensor) == []  # trains on what is there
+    times = [now - timedelta(minutes=29 - i) for i in range(25)]
+    values = [20.0 + 0.1 * (i % 3) for i in range(25)]
+    values[20] = 45.0
+    ingest("spiky", times, values)
+    events = readings_score(sensor=sensor)
+    assert [e.time for e in events][:1] == [times[20]]
+    event = AnomalyEvent.objects.get(sensor=sensor, time=times[20])
+    assert event.kind == "spike" and "observed 45" in event.explanation and event.model.version == 1
+    assert readings_score(sensor=sensor) == []  # nothing new, nothing scored twice
+
+
+@pytest.mark.django_db
+def test_detect_anomaly_scores_given_points_without_changing_the_live_state(client):
+    sensor = make_sensor(slug="probe")
+    ingest("probe", *history(600, timezone.now() - timedelta(minutes=5)))
+    anomaly_model_train(sensor=sensor)
+    key = make_api_key("ml:read")
+    t0 = timezone.now()
+    points = [{"time": (t0 + timedelta(minutes=i)).isoformat(), "value": v}
+              for i, v in enumerate([20.4, 20.6, 20.5, 60, 20.3])]
+    response = client.post("/api/v1/detect_anomaly", {"sensor": "probe", "values": points},
+                           content_type="application/json", headers={"X-API-Key": key})
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["model_version"] == 1
+    assert [p["is_anomaly"] for p in body["points"]] == [False, False, False, True, False]
+    assert "observed 60" in body["points"][3]["explanation"]
+
+
+@pytest.mark.django_db
+def test_detect_anomaly_errors_say_what_to_do(client):
+    key = make_api_key("ml:read")
+    post = lambda payload: client.post("/api/v1/detect_anomaly", payload, content_type="application/json",
+                                       headers={"X-API-Key": key})
+    assert post({"sensor": "ghost", "values": []}).status_code == 404
+    make_sensor(slug="fresh")
+    no_model = post({"sensor": "fresh", "values": [{"time": "2026-12-01T00:00:00Z", "value": 1}]})
+    assert no_model.status_code == 409 and "no trained model" in no_model.json()["detail"]
+    bad = post({"sensor": "fresh", "values": [{"time": "later", "value": 1}, {"time": "2026-12-01T00:00:00Z",
+                                                                                "value": "x"}]})
+    assert bad.status_code == 400 and [e["index"] for e in bad.json()["errors"]] == [0, 1]
+    many = post({"sensor": "fresh", "values": [{"time": "2026-12-01T00:00:00Z", "value": 1}] * 10_001})
+    assert many.status_code == 413
+    assert client.post("/api/v1/detect_anomaly", {"sensor": "fresh"}, content_type="application/json",
+                       headers={"X-API-Key": make_api_key("readings:read")}).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_posted_spike_is_an_event_in_the_api_within_seconds(live_server, celery_worker_process):
+    make_sensor(slug="live-demo")
+    key = make_api_key("readings:write", "readings:read")
+    now = timezone.now().replace(second=0, microsecond=0)
+
+    def post(times, values):
+        body = json.dumps({"sensor": "live-demo", "time": [t.astimezone(UTC).isoformat() for t in times],
+                           "value": values}).encode()
+        request = urllib.request.Request(f"{live_server.url}/api/v1/readings/", data=body, headers={
+            "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert json.load(response)["accepted"] == len(times)
+
+    post(*history(600, now - timedelta(minutes=10)))
+    deadline = time.monotonic() + 30
+    while not AnomalyModel.objects.filter(sensor__slug="live-demo").exists():
+        assert time.monotonic() < deadline, "the worker did not train a model"
+        time.sleep(0.2)
+    spike_at = now - timedelta(minutes=5)
+    posted = time.monotonic()
+    post([spike_at], [50.0])
+    while True:
+        request = urllib.request.Request(f"{live_server.url}/api/v1/anomalies/?sensor=live-demo",
+                                         headers={"X-API-Key": key})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            events = json.load(response)["results"]
+        if events:
+            break
+        assert time.monotonic() - posted < 5, "no AnomalyEvent within 5 seconds of the POST"
+        time.sleep(0.1)
+    assert events[0]["kind"] == "spike" and events[0]["value"] == 50.0 and events[0]["model_version"] == 1
