@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from anomalies.models import AnomalyEvent, AnomalyModel
+from anomalies.models import Alert, AlertRule, AnomalyEvent, AnomalyModel, Delivery, NotificationChannel
 
 
 @admin.register(AnomalyEvent)
@@ -19,3 +19,35 @@ class AnomalyModelAdmin(admin.ModelAdmin):
     list_filter = ("sensor__site",)
     search_fields = ("sensor__slug",)
     readonly_fields = [f.name for f in AnomalyModel._meta.fields]
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    list_display = ("sensor", "threshold", "clear_below", "min_duration", "resolve_after", "cooldown", "enabled")
+    list_filter = ("enabled",)
+    search_fields = ("sensor__slug", "sensor__name")
+    autocomplete_fields = ("sensor",)
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    extra = 0
+    readonly_fields = ("channel", "status", "attempts", "last_error", "response_status", "created_at", "sent_at")
+    can_delete = False
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("sensor", "kind", "status", "opened_at", "peak_score", "false_positive", "acknowledged_by")
+    list_filter = ("status", "kind", "false_positive", "sensor__site")
+    search_fields = ("sensor__slug", "sensor__name", "explanation")
+    list_select_related = ("sensor", "acknowledged_by")
+    readonly_fields = [f.name for f in Alert._meta.fields]
+    inlines = [DeliveryInline]
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "target", "active")
+    list_filter = ("kind", "active")
+    filter_horizontal = ("sites",)

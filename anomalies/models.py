@@ -1,6 +1,8 @@
+from datetime import timedelta
+
 from django.db import models
 
-from anomalies.choices import AnomalyKind
+from anomalies.choices import AlertStatus, AnomalyKind, ChannelKind, DeliveryStatus
 
 
 class AnomalyModel(models.Model):
@@ -56,3 +58,87 @@ class AnomalyEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sensor_id} {self.kind} at {self.time.isoformat()} ({self.score:.2f})"
+
+
+class AlertRule(models.Model):
+    """How one sensor's anomaly events become alerts. Sensors without a rule use the defaults in settings."""
+
+    sensor = models.OneToOneField("ingestion.Sensor", on_delete=models.CASCADE, related_name="alert_rule")
+    threshold = models.FloatField(default=0.5, help_text="An event scoring this or more can open an alert.")
+    clear_below = models.FloatField(default=0.3, help_text="Hysteresis: the alert resolves itself after "
+                                                           "`resolve_after` with no event scoring this or more.")
+    min_duration = models.DurationField(default=timedelta(0),
+                                        help_text="Events must go on this long before an alert opens.")
+    resolve_after = models.DurationField(default=timedelta(minutes=30))
+    cooldown = models.DurationField(default=timedelta(hours=1),
+                                    help_text="No new alert this long after the last one resolved.")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(clear_below__lte=models.F("threshold")),
+                                              name="alertrule_hysteresis_ordered")]
+
+    def __str__(self) -> str:
+        return f"rule for {self.sensor_id}"
+
+
+class Alert(models.Model):
+    sensor = models.ForeignKey("ingestion.Sensor", on_delete=models.CASCADE, related_name="alerts")
+    status = models.CharField(max_length=20, choices=AlertStatus.choices, default=AlertStatus.OPEN)
+    kind = models.CharField(max_length=20, choices=AnomalyKind.choices)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    first_event_at = models.DateTimeField()
+    last_event_at = models.DateTimeField()
+    trigger_value = models.FloatField()
+    trigger_score = models.FloatField()
+    peak_score = models.FloatField()
+    explanation = models.TextField()
+    model = models.ForeignKey(AnomalyModel, null=True, on_delete=models.SET_NULL, related_name="alerts")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                    help_text="Empty when the alert resolved itself.")
+    false_positive = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        indexes = [models.Index(fields=["sensor", "status"]), models.Index(fields=["status", "-opened_at"])]
+        constraints = [
+            # At most one alert per sensor is not resolved: a noisy sensor extends it instead of opening more.
+            models.UniqueConstraint(fields=["sensor"], condition=~models.Q(status="resolved"),
+                                    name="alert_one_active_per_sensor"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sensor_id} {self.kind} alert ({self.status})"
+
+
+class NotificationChannel(models.Model):
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=ChannelKind.choices)
+    target = models.CharField(max_length=500, help_text="An email address, or the webhook's URL.")
+    secret = models.CharField(max_length=200, blank=True, help_text="Webhook only: the HMAC-SHA256 signing key.")
+    sites = models.ManyToManyField("ingestion.Site", blank=True, related_name="+",
+                                   help_text="Only alerts of these sites' sensors (empty: all).")
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class Delivery(models.Model):
+    """One notification of one alert on one channel, with every attempt's outcome."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.ForeignKey(NotificationChannel, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=20, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["alert", "channel"], name="delivery_alert_channel")]

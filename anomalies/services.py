@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from anomalies.alerts import alerts_evaluate
 from anomalies.detector import Detection, Settings, StreamingDetector
 from anomalies.models import AnomalyEvent, AnomalyModel, ScoringState
 from ingestion.models import Sensor, SensorReading
@@ -87,6 +88,7 @@ def readings_score(*, sensor: Sensor) -> list[AnomalyEvent]:
         events = [_event(sensor, state.model, at, value, d) for (at, value), d in zip(rows, detections)
                   if not d.warming_up and d.score >= threshold]
         AnomalyEvent.objects.bulk_create(events, ignore_conflicts=True)
+        alerts_evaluate(sensor=sensor, events=events)
         state.state = pickle.dumps(detector)
         state.scored_until = rows[-1][0]
         state.save(update_fields=["state", "scored_until", "updated_at"])

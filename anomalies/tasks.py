@@ -3,6 +3,8 @@ import logging
 from celery import shared_task
 from django.db import OperationalError
 
+from anomalies.alerts import TransientDeliveryError, delivery_attempt, delivery_give_up
+from anomalies.models import Delivery
 from anomalies.services import anomaly_model_train, readings_score
 from ingestion.models import Sensor
 from ingestion.services import scoring_started
@@ -29,3 +31,18 @@ def train_model(sensor_id: int) -> int | None:
     sensor = Sensor.objects.filter(pk=sensor_id).first()
     model = anomaly_model_train(sensor=sensor) if sensor else None
     return model.version if model else None
+
+
+@shared_task(name="anomalies.deliver", bind=True, autoretry_for=(TransientDeliveryError,), retry_backoff=2,
+             retry_backoff_max=600, retry_jitter=True, max_retries=5, ignore_result=True)
+def deliver(self, delivery_id: int) -> None:
+    delivery = Delivery.objects.select_related("alert__sensor__site", "alert__model", "channel").filter(
+        pk=delivery_id).first()
+    if delivery is None or delivery.status != "pending":
+        return
+    try:
+        delivery_attempt(delivery=delivery)
+    except TransientDeliveryError:
+        if self.request.retries >= self.max_retries:
+            delivery_give_up(delivery_id=delivery_id)
+        raise

@@ -140,6 +140,16 @@ SENSORHUB_ANOMALY_EVENT_THRESHOLD = env_float("SENSORHUB_ANOMALY_EVENT_THRESHOLD
 # How much history a sensor's detector learns from.
 SENSORHUB_ANOMALY_TRAIN_DAYS = env_int("SENSORHUB_ANOMALY_TRAIN_DAYS", 30, minimum=1)
 
+# --- notifications -------------------------------------------------------------------------------------------------
+EMAIL_HOST = env_str("SENSORHUB_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("SENSORHUB_EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("SENSORHUB_EMAIL_USER", "") or ""
+EMAIL_HOST_PASSWORD = env_str("SENSORHUB_EMAIL_PASSWORD", "") or ""
+EMAIL_USE_TLS = env_bool("SENSORHUB_EMAIL_TLS", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("SENSORHUB_EMAIL_FROM", "sensorhub@localhost")
+SENSORHUB_WEBHOOK_TIMEOUT = env_int("SENSORHUB_WEBHOOK_TIMEOUT", 10, minimum=1)
+
 # --- API ---
 # Per-key rate limits by scope, "scope=count/period" (period s, m, h or d); the strictest scope of an endpoint applies.
 SENSORHUB_RATE_LIMITS = env_rates(

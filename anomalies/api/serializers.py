@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from anomalies.models import AnomalyEvent
+from anomalies.models import Alert, AnomalyEvent
 
 
 class AnomalyEventSerializer(serializers.ModelSerializer):
@@ -30,3 +30,21 @@ class DetectRequestSerializer(serializers.Serializer):
         if "values" not in attrs and not ("start" in attrs and "end" in attrs):
             raise serializers.ValidationError("Send values: [{time, value}, …], or start and end of stored readings.")
         return attrs
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    sensor = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    model_version = serializers.IntegerField(source="model.version", read_only=True, allow_null=True)
+    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    notified = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Alert
+        fields = ["id", "sensor", "status", "kind", "opened_at", "first_event_at", "last_event_at", "trigger_value",
+                  "trigger_score", "peak_score", "explanation", "model_version", "acknowledged_at",
+                  "acknowledged_by", "resolved_at", "resolved_by", "false_positive", "notified"]
+
+    def get_notified(self, alert) -> list[dict]:
+        return [{"channel": d.channel.name, "kind": d.channel.kind, "status": d.status, "attempts": d.attempts,
+                 "sent_at": d.sent_at} for d in alert.deliveries.all()]

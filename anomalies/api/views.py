@@ -5,11 +5,13 @@ from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from anomalies.api.serializers import AnomalyEventSerializer, DetectRequestSerializer
-from anomalies.models import AnomalyEvent
+from anomalies.alerts import alert_acknowledge, alert_mark_false_positive, alert_resolve
+from anomalies.api.serializers import AlertSerializer, AnomalyEventSerializer, DetectRequestSerializer
+from anomalies.models import Alert, AnomalyEvent
 from anomalies.services import NoModel, points_score
 from ingestion.api.views import restrict_to_key
 from ingestion.models import Sensor, SensorReading
@@ -88,3 +90,48 @@ class DetectAnomalyView(APIView):
                         "is_anomaly": not d.warming_up and d.score >= threshold, "kind": d.kind,
                         "explanation": d.explanation(value)} for at, value, d in zip(times, values, detections)],
         })
+
+
+class AlertFilter(filters.FilterSet):
+    sensor = filters.CharFilter(field_name="sensor__slug")
+    since = filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="gte")
+
+    class Meta:
+        model = Alert
+        fields = ["sensor", "status", "kind", "false_positive", "since"]
+
+
+class AlertViewSet(viewsets.ReadOnlyModelViewSet):
+    """Alerts with who acknowledged and resolved them and who was notified. Actions need the `admin` scope
+    (or a staff login)."""
+
+    queryset = Alert.objects.select_related("sensor", "model", "acknowledged_by", "resolved_by").prefetch_related(
+        "deliveries__channel")
+    serializer_class = AlertSerializer
+    filterset_class = AlertFilter
+    ordering = "-opened_at"
+    required_scopes = [Scope.READINGS_READ]
+    required_scopes_by_method = {"POST": [Scope.ADMIN]}
+
+    def get_queryset(self):
+        return super().get_queryset().filter(sensor__in=restrict_to_key(self.request, Sensor.objects.all()))
+
+    def _act(self, request, service, verb):
+        alert = self.get_object()
+        user = request.user if request.user.is_authenticated else None
+        changed = service(alert=alert, user=user)
+        alert.refresh_from_db()
+        body = self.get_serializer(alert).data
+        return Response(body if changed is not False else {**body, "detail": f"Alert was already {verb}."})
+
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, pk=None):
+        return self._act(request, alert_acknowledge, "acknowledged or resolved")
+
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        return self._act(request, alert_resolve, "resolved")
+
+    @action(detail=True, methods=["post"], url_path="false_positive")
+    def false_positive(self, request, pk=None):
+        return self._act(request, alert_mark_false_positive, "marked")

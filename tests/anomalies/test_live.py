@@ -9,11 +9,12 @@ from datetime import UTC, timedelta
 import pytest
 from django.utils import timezone
 
-from anomalies.models import AnomalyEvent, AnomalyModel
+from anomalies.models import Alert, AnomalyEvent, AnomalyModel, Delivery, NotificationChannel
 from anomalies.services import anomaly_model_train, readings_score
 from ingestion.parsing import Columns
 from ingestion.services import readings_ingest
 from sensorhub.ml.store import artifact_load
+from tests.anomalies.fakes import WebhookReceiver
 from tests.factories import make_api_key, make_sensor
 
 
@@ -100,9 +101,17 @@ def test_detect_anomaly_errors_say_what_to_do(client):
                        headers={"X-API-Key": make_api_key("readings:read")}).status_code == 403
 
 
+@pytest.fixture
+def receiver():
+    server = WebhookReceiver()
+    yield server
+    server.close()
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_posted_spike_is_an_event_in_the_api_within_seconds(live_server, celery_worker_process):
+def test_a_posted_spike_is_an_event_and_one_alert_within_seconds(live_server, celery_worker_process, receiver):
     make_sensor(slug="live-demo")
+    NotificationChannel.objects.create(name="ops hook", kind="webhook", target=receiver.url, secret="k")
     key = make_api_key("readings:write", "readings:read")
     now = timezone.now().replace(second=0, microsecond=0)
 
@@ -132,3 +141,10 @@ def test_a_posted_spike_is_an_event_in_the_api_within_seconds(live_server, celer
         assert time.monotonic() - posted < 5, "no AnomalyEvent within 5 seconds of the POST"
         time.sleep(0.1)
     assert events[0]["kind"] == "spike" and events[0]["value"] == 50.0 and events[0]["model_version"] == 1
+    while not receiver.received:
+        assert time.monotonic() - posted < 15, "the webhook was not called"
+        time.sleep(0.1)
+    [alert] = Alert.objects.filter(sensor__slug="live-demo")
+    assert alert.kind == "spike" and "observed 50" in alert.explanation
+    assert receiver.received[0][1]["alert"] == alert.pk
+    assert Delivery.objects.get(alert=alert).status == "sent"

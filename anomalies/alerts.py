@@ -1,0 +1,178 @@
+"""Alert rules turn anomaly events into alerts (with hysteresis, minimum duration and cooldown) and alerts into
+notifications, so a noisy sensor raises one alert, not sixty."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from datetime import datetime, timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from anomalies.choices import AlertStatus, ChannelKind, DeliveryStatus
+from anomalies.models import Alert, AlertRule, AnomalyEvent, Delivery, NotificationChannel
+
+logger = logging.getLogger(__name__)
+FALSE_POSITIVE_MARGIN = 0.05
+
+
+def rule_for(sensor) -> AlertRule:
+    """The sensor's rule, or an unsaved one with the defaults."""
+    return AlertRule.objects.filter(sensor=sensor).first() or AlertRule(sensor=sensor)
+
+
+def alerts_evaluate(*, sensor, events: list[AnomalyEvent], now: datetime | None = None) -> Alert | None:
+    """Run after each scoring of the sensor, inside its transaction (which holds the sensor's scoring lock)."""
+    now = now or timezone.now()
+    rule = rule_for(sensor)
+    if not rule.enabled:
+        return None
+    active = Alert.objects.select_for_update().filter(sensor=sensor).exclude(status=AlertStatus.RESOLVED).first()
+    if active is not None:
+        return _extend_or_resolve(active, rule, events, now)
+    strong = [e for e in events if e.score >= rule.threshold]
+    if not strong or _cooling_down(sensor, rule, now):
+        return None
+    trigger = strong[0]
+    if rule.min_duration and not _lasted(sensor, rule, strong[-1]):
+        return None
+    alert = Alert.objects.create(
+        sensor=sensor, kind=trigger.kind, first_event_at=trigger.time, last_event_at=strong[-1].time,
+        trigger_value=trigger.value, trigger_score=trigger.score, peak_score=max(e.score for e in strong),
+        explanation=trigger.explanation, model=trigger.model,
+    )
+    transaction.on_commit(lambda: notifications_send(alert_id=alert.pk))
+    logger.info("alert opened", extra={"sensor": sensor.slug, "alert": alert.pk, "kind": alert.kind})
+    return alert
+
+
+def _extend_or_resolve(alert: Alert, rule: AlertRule, events, now) -> Alert:
+    relevant = [e for e in events if e.score >= rule.clear_below]
+    if relevant:
+        alert.last_event_at = max(alert.last_event_at, relevant[-1].time)
+        alert.peak_score = max(alert.peak_score, *(e.score for e in relevant))
+        alert.save(update_fields=["last_event_at", "peak_score"])
+    elif now - alert.last_event_at >= rule.resolve_after:
+        alert.status, alert.resolved_at = AlertStatus.RESOLVED, now
+        alert.save(update_fields=["status", "resolved_at"])
+        logger.info("alert resolved itself", extra={"alert": alert.pk})
+    return alert
+
+
+def _cooling_down(sensor, rule: AlertRule, now) -> bool:
+    last = Alert.objects.filter(sensor=sensor, status=AlertStatus.RESOLVED).aggregate(at=Max("resolved_at"))["at"]
+    return last is not None and now - last < rule.cooldown
+
+
+def _lasted(sensor, rule: AlertRule, latest: AnomalyEvent) -> bool:
+    """Strong events have gone on for min_duration: one at least that long before the latest, with no silence
+    longer than resolve_after in between (approximated by requiring one within that reach)."""
+    earliest = latest.time - rule.min_duration - rule.resolve_after
+    return AnomalyEvent.objects.filter(sensor=sensor, score__gte=rule.threshold, time__gte=earliest,
+                                       time__lte=latest.time - rule.min_duration).exists()
+
+
+def alert_acknowledge(*, alert: Alert, user) -> bool:
+    return bool(Alert.objects.filter(pk=alert.pk, status=AlertStatus.OPEN).update(
+        status=AlertStatus.ACKNOWLEDGED, acknowledged_at=timezone.now(), acknowledged_by=user))
+
+
+def alert_resolve(*, alert: Alert, user) -> bool:
+    return bool(Alert.objects.filter(pk=alert.pk).exclude(status=AlertStatus.RESOLVED).update(
+        status=AlertStatus.RESOLVED, resolved_at=timezone.now(), resolved_by=user))
+
+
+def alert_mark_false_positive(*, alert: Alert, user) -> AlertRule:
+    """Resolve the alert as a false positive and raise the sensor's alert threshold above its peak score, so the
+    same kind of reading does not alert again. Returns the updated rule."""
+    with transaction.atomic():
+        Alert.objects.filter(pk=alert.pk).update(false_positive=True)
+        alert_resolve(alert=alert, user=user)
+        rule = rule_for(alert.sensor)
+        rule.threshold = min(0.99, max(rule.threshold, alert.peak_score + FALSE_POSITIVE_MARGIN))
+        rule.save()
+    return rule
+
+
+# --- notifications -------------------------------------------------------------------------------------------------
+
+def notifications_send(*, alert_id: int) -> int:
+    """Create one delivery per matching active channel and enqueue it. Returns the number enqueued."""
+    alert = Alert.objects.select_related("sensor").get(pk=alert_id)
+    channels = NotificationChannel.objects.filter(active=True).filter(
+        Q(sites=None) | Q(sites=alert.sensor.site_id)).distinct()
+    enqueued = 0
+    for channel in channels:
+        delivery, created = Delivery.objects.get_or_create(alert=alert, channel=channel)
+        if created:
+            current_app.send_task("anomalies.deliver", args=[delivery.pk])
+            enqueued += 1
+    return enqueued
+
+
+def alert_payload(alert: Alert) -> dict:
+    return {
+        "alert": alert.pk, "status": alert.status, "sensor": alert.sensor.slug, "sensor_name": alert.sensor.name,
+        "site": alert.sensor.site.slug, "kind": alert.kind, "opened_at": alert.opened_at.isoformat(),
+        "trigger": {"time": alert.first_event_at.isoformat(), "value": alert.trigger_value,
+                    "score": alert.trigger_score},
+        "explanation": alert.explanation, "model_version": alert.model.version if alert.model else None,
+    }
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class TransientDeliveryError(Exception):
+    """Worth retrying: the receiver was unreachable or answered 5xx."""
+
+
+def delivery_attempt(*, delivery: Delivery) -> None:
+    """One attempt; records the outcome. Raises TransientDeliveryError when a retry may succeed."""
+    import urllib.error
+    import urllib.request
+
+    Delivery.objects.filter(pk=delivery.pk).update(attempts=delivery.attempts + 1)
+    alert, channel = delivery.alert, delivery.channel
+    payload = alert_payload(alert)
+    try:
+        if channel.kind == ChannelKind.EMAIL:
+            send_mail(subject=f"[Sensor Hub] {alert.get_kind_display()} on {alert.sensor.name}",
+                      message=f"{alert.explanation}\n\n{json.dumps(payload, indent=2)}",
+                      from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=[channel.target])
+            status = None
+        else:
+            body = json.dumps(payload).encode()
+            headers = {"Content-Type": "application/json", "X-SensorHub-Event": "alert.opened"}
+            if channel.secret:
+                headers["X-SensorHub-Signature"] = sign(channel.secret, body)
+            request = urllib.request.Request(channel.target, data=body, headers=headers, method="POST")
+            with urllib.request.urlopen(request, timeout=settings.SENSORHUB_WEBHOOK_TIMEOUT) as response:
+                status = response.status
+    except urllib.error.HTTPError as err:
+        _record(delivery, DeliveryStatus.PENDING if err.code >= 500 else DeliveryStatus.FAILED,
+                f"HTTP {err.code}", err.code)
+        if err.code >= 500:
+            raise TransientDeliveryError(f"HTTP {err.code}") from None
+        return
+    except OSError as err:  # connection refused, DNS, timeout, SMTP errors
+        _record(delivery, DeliveryStatus.PENDING, f"{type(err).__name__}: {err}", None)
+        raise TransientDeliveryError(str(err)) from None
+    _record(delivery, DeliveryStatus.SENT, "", status)
+
+
+def _record(delivery: Delivery, status: str, error: str, response_status: int | None) -> None:
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=status, last_error=error, response_status=response_status,
+        sent_at=timezone.now() if status == DeliveryStatus.SENT else None)
+
+
+def delivery_give_up(*, delivery_id: int) -> None:
+    Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).update(status=DeliveryStatus.FAILED)
