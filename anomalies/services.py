@@ -25,7 +25,10 @@ class NoModel(Exception):
 
 
 def _training_window(sensor: Sensor):
-    end = timezone.now()
+    # Up to the last scored reading when live scoring runs: readings after it are still to be scored (and alerted
+    # on) by the new model, not silently absorbed into its training.
+    state = ScoringState.objects.filter(sensor=sensor).values_list("scored_until", flat=True).first()
+    end = state or timezone.now()
     start = end - timedelta(days=settings.SENSORHUB_ANOMALY_TRAIN_DAYS)
     return list(SensorReading.objects.filter(sensor=sensor, time__gte=start, time__lte=end)
                 .order_by("time").values_list("time", "value"))
@@ -38,12 +41,14 @@ def _data_hash(rows) -> str:
     return digest.hexdigest()
 
 
+@transaction.atomic
 def anomaly_model_train(*, sensor: Sensor) -> AnomalyModel | None:
     """Train the sensor's detector on its recent history and make it the one live scoring continues from.
 
     Returns None while the sensor has too little history (it is "warming up"); returns the current model unchanged
     when the training window holds exactly the data it was trained on (a second run changes nothing).
     """
+    ScoringState.objects.select_for_update().filter(sensor=sensor).first()  # no scoring while we retrain
     rows = _training_window(sensor)
     detector_settings = Settings()
     if len(rows) <= detector_settings.warmup:
@@ -56,13 +61,12 @@ def anomaly_model_train(*, sensor: Sensor) -> AnomalyModel | None:
     detector.score_many([value for _, value in rows])
     version = (latest.version + 1) if latest else 1
     path, sha = artifact_save(detector, name=f"anomaly/{sensor.slug}/v{version}")
-    with transaction.atomic():
-        model = AnomalyModel.objects.create(
-            sensor=sensor, version=version, artifact=path, sha256=sha, params=detector_settings.__dict__,
-            data_start=rows[0][0], data_end=rows[-1][0], readings=len(rows), data_hash=data_hash,
-        )
-        ScoringState.objects.update_or_create(
-            sensor=sensor, defaults={"model": model, "scored_until": rows[-1][0], "state": pickle.dumps(detector)})
+    model = AnomalyModel.objects.create(
+        sensor=sensor, version=version, artifact=path, sha256=sha, params=detector_settings.__dict__,
+        data_start=rows[0][0], data_end=rows[-1][0], readings=len(rows), data_hash=data_hash,
+    )
+    ScoringState.objects.update_or_create(
+        sensor=sensor, defaults={"model": model, "scored_until": rows[-1][0], "state": pickle.dumps(detector)})
     logger.info("trained anomaly model", extra={"sensor": sensor.slug, "version": version, "readings": len(rows)})
     return model
 
@@ -108,3 +112,13 @@ def points_score(*, sensor: Sensor, values: list[float]) -> tuple[AnomalyModel, 
         raise NoModel(sensor.slug)
     detector = copy.deepcopy(artifact_load(model.artifact, model.sha256))
     return model, detector.score_many(values)
+
+
+def anomaly_models_retrain() -> int:
+    """Retrain every active sensor whose training window changed (the data hash tells). Returns models trained."""
+    trained = 0
+    for sensor in Sensor.objects.filter(active=True, anomaly_models__isnull=False).distinct():
+        before = AnomalyModel.objects.filter(sensor=sensor).count()
+        anomaly_model_train(sensor=sensor)
+        trained += AnomalyModel.objects.filter(sensor=sensor).count() - before
+    return trained

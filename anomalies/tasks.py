@@ -5,7 +5,7 @@ from django.db import OperationalError
 
 from anomalies.alerts import TransientDeliveryError, delivery_attempt, delivery_give_up
 from anomalies.models import Delivery
-from anomalies.services import anomaly_model_train, readings_score
+from anomalies.services import anomaly_model_train, anomaly_models_retrain, readings_score
 from ingestion.models import Sensor
 from ingestion.services import scoring_started
 
@@ -46,3 +46,8 @@ def deliver(self, delivery_id: int) -> None:
         if self.request.retries >= self.max_retries:
             delivery_give_up(delivery_id=delivery_id)
         raise
+
+
+@shared_task(name="anomalies.retrain_models", **RETRY)
+def retrain_models() -> int:
+    return anomaly_models_retrain()

@@ -208,6 +208,7 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-rollups": _every("ingestion.refresh_rollups", "SENSORHUB_ROLLUP_PERIOD_S", 60),
     "enforce-retention": _every("ingestion.enforce_retention", "SENSORHUB_RETENTION_PERIOD_S", 3600),
     "expire-idempotency-keys": _every("ingestion.expire_idempotency_keys", "SENSORHUB_IDEMPOTENCY_PERIOD_S", 3600),
+    "retrain-anomaly-models": _every("anomalies.retrain_models", "SENSORHUB_RETRAIN_PERIOD_S", 24 * 3600),
 }
 
 # --- health ----------------------------------------------------------------------------------------------------------

@@ -148,3 +148,23 @@ def test_a_posted_spike_is_an_event_and_one_alert_within_seconds(live_server, ce
     assert alert.kind == "spike" and "observed 50" in alert.explanation
     assert receiver.received[0][1]["alert"] == alert.pk
     assert Delivery.objects.get(alert=alert).status == "sent"
+
+
+@pytest.mark.django_db
+def test_retraining_happens_only_when_the_data_changed_and_skips_no_reading():
+    sensor = make_sensor(slug="retrained")
+    now = timezone.now().replace(second=0, microsecond=0)
+    ingest("retrained", *history(600, now - timedelta(hours=2)))
+    readings_score(sensor=sensor)
+    from anomalies.services import anomaly_models_retrain
+
+    assert anomaly_models_retrain() == 0  # nothing changed since training
+    times = [now - timedelta(minutes=60 - i) for i in range(30)]
+    values = [20.0 + 0.1 * (i % 4) for i in range(30)]
+    values[25] = 48.0
+    ingest("retrained", times, values)  # not scored yet
+    readings_score(sensor=sensor)  # scores them: the spike is an event
+    assert AnomalyEvent.objects.filter(sensor=sensor, time=times[25]).exists()
+    assert anomaly_models_retrain() == 1  # the window now holds new readings
+    model = AnomalyModel.objects.filter(sensor=sensor).order_by("-version").first()
+    assert model.version == 2 and model.data_end == times[-1]
