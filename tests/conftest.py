@@ -43,3 +43,27 @@ def celery_worker_process(django_db_setup, tmp_path_factory):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def settled_worker(transactional_db):
+    """For tests that commit data the Celery worker acts on: before the test database is flushed, wait until the
+    worker has finished every task those commits enqueued (a flush racing a scoring task deadlocks)."""
+    yield
+    import redis
+
+    from sensorhub.celery import app
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        inspect = app.control.inspect(timeout=0.5)
+        busy = [task for tasks in (inspect.active() or {}).values() for task in tasks]
+        reserved = [task for tasks in (inspect.reserved() or {}).values() for task in tasks]
+        if not app.control.ping(timeout=0.5):
+            client.delete("celery")  # no worker in this session: nothing will run them
+            return
+        if not busy and not reserved and client.llen("celery") == 0:
+            return
+        time.sleep(0.2)
+    pytest.fail("the Celery worker did not finish its tasks within 60 s")

@@ -109,6 +109,7 @@ def receiver():
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("settled_worker")
 def test_a_posted_spike_is_an_event_and_one_alert_within_seconds(live_server, celery_worker_process, receiver):
     make_sensor(slug="live-demo")
     NotificationChannel.objects.create(name="ops hook", kind="webhook", target=receiver.url, secret="k")

@@ -12,7 +12,7 @@ from django.utils import timezone
 from ingestion.models import SensorReading
 from tests.factories import make_api_key, make_sensor
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("settled_worker")]
 
 
 def post(url: str, key: str, payload: dict, idempotency_key: str | None = None) -> tuple[int, dict, dict]:

@@ -16,6 +16,7 @@ def test_it_runs_a_task_through_the_broker_in_a_real_worker(celery_worker_proces
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("settled_worker")
 def test_the_worker_enforces_retention_on_committed_rows(celery_worker_process, settings):
     now = timezone.now()
     keeps_default = make_sensor()

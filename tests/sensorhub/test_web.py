@@ -43,10 +43,10 @@ def test_every_response_carries_a_request_id(client):
 
 @pytest.mark.django_db
 def test_alice_logs_into_the_admin_with_her_password(client):
-    make_user("alice", superuser=True, password="s3cret-enough-pass")
+    make_user("alice", superuser=True, password="alice pass phrase 7")
     page = client.get("/admin/login/")
     assert page.status_code == 200
-    response = client.post("/admin/login/?next=/admin/", {"username": "alice", "password": "s3cret-enough-pass",
+    response = client.post("/admin/login/?next=/admin/", {"username": "alice", "password": "alice pass phrase 7",
                                                           "next": "/admin/"}, follow=True)
     assert response.redirect_chain[-1][0] == "/admin/"
     assert "Sites, sensors, models and schedules" in response.content.decode()
