@@ -191,13 +191,13 @@ INSTANT_SIGNALS = {"spike", "stuck"}
 
 
 def _feature_signals(vector: tuple[float, ...]) -> tuple[float, ...]:
-    level_z, spike_z, trend_z, volatility_ratio, stuck_run = vector
-    return spike_z, abs(trend_z), abs(math.log(max(volatility_ratio, 1e-9))), stuck_run
+    level_z, spike_z, trend_z, volatility_ratio, stuck_event = vector
+    return spike_z, abs(trend_z), abs(math.log(max(volatility_ratio, 1e-9))), stuck_event
 
 
 def _kind(vector: tuple[float, ...], x: float, low: float, high: float) -> str:
-    level_z, spike_z, trend_z, volatility_ratio, stuck_run = vector
-    if stuck_run > 1:
+    level_z, spike_z, trend_z, volatility_ratio, stuck_event = vector
+    if stuck_event:
         return "stuck"
     if spike_z > 6:
         return "spike"

@@ -80,7 +80,7 @@ def readings_series(*, sensor: Sensor, start: datetime, end: datetime, bucket: s
     if bucket == "raw":
         inner = (f"SELECT time AS t, value FROM {READINGS_TABLE} WHERE sensor_id = %(sensor)s "
                  "AND time >= %(start)s AND time < %(end)s ORDER BY time LIMIT %(limit)s")
-        sql, source, names = _as_json_columns(inner, ("value",)), "raw", ("value",)
+        sql, source = _as_json_columns(inner, ("value",)), "raw"
     else:
         width = BUCKETS[bucket]
         params["width"] = width

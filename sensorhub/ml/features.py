@@ -9,8 +9,6 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-FEATURE_NAMES = ("level_z", "spike_z", "trend_z", "volatility_ratio", "stuck_run")
-
 
 class Ewm:
     """Exponentially weighted mean and variance (West's incremental form)."""
@@ -39,8 +37,9 @@ class Ewm:
 
 @dataclass
 class WindowFeatures:
-    """Per-reading features of one series. ``update`` returns the feature vector of the new reading, computed
-    against the state *before* the reading is absorbed (so an outlier does not hide itself)."""
+    """Per-reading features of one series. ``update`` returns the feature vector of the new reading,
+    ``(level_z, spike_z, trend_z, volatility_ratio, stuck_event)``, computed against the state *before* the reading
+    is absorbed (so an outlier does not hide itself)."""
 
     short_span: float = 6.0
     long_span: float = 300.0
@@ -80,9 +79,9 @@ class WindowFeatures:
         # An event, raised once: the moment a value has been repeated twice as long as this series has repeated any
         # value lately (quantised data repeats a lot). A flat series is then simply its own normal.
         longest = max(self.completed_runs, default=0)
-        stuck_run = 1.0 if same and self.run == 2 * (longest + 1) else 0.0
+        stuck_event = 1.0 if same and self.run == 2 * (longest + 1) else 0.0
         self.long.update(x)
         self.abs_diff_long.update(abs(diff))
         self.previous = x
         self.count += 1
-        return (level_z, spike_z, trend_z, volatility_ratio, stuck_run)
+        return (level_z, spike_z, trend_z, volatility_ratio, stuck_event)

@@ -48,11 +48,14 @@ def test_a_spike_is_the_top_score_and_is_explained():
     assert f"{values[2500]:.4g}" in text and "usual range" in text
 
 
-def test_a_stuck_sensor_is_not_anomalous_forever():
+def test_a_stuck_sensor_is_noticed_as_stuck_but_not_anomalous_forever():
     values = seasonal(2000) + [21.0] * 2000
-    result = scores(values)
-    assert max(result[2000:2100]) > max(result[1000:2000])  # the change is noticed …
-    assert max(result[3000:]) < 0.5 * max(result[2000:2100])  # … and then it is the new normal
+    detections = StreamingDetector().score_many(values)
+    result = [d.score for d in detections]
+    onset = max(range(2000, 2100), key=lambda i: result[i])
+    assert result[onset] > max(result[1000:2000])  # the change is noticed …
+    assert detections[onset].kind == "stuck"
+    assert max(result[3000:]) < 0.5 * result[onset]  # … and then it is the new normal
 
 
 def test_a_flat_series_stays_near_zero():

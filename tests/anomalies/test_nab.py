@@ -11,7 +11,6 @@ with one window on rows 8..11 (width 4).
 """
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
