@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 REQS := $(wildcard requirements/*.txt)
 STAMP := $(VENV)/.installed-$(shell cat $(REQS) | sha256sum | cut -c1-12)
 
-.PHONY: run test venv services-up services-down manage bench-ingest demo-data notebooks
+.PHONY: run test venv services-up services-down manage bench-ingest demo-data notebooks bench-ml-api
 
 venv: $(STAMP)
 
@@ -50,7 +50,11 @@ notebooks: venv
 
 # docs/db: schema.sql, erd.dot and erd.png from the migrated embedded database (or $DATABASE_URL). Commit the result;
 # tests/sensorhub/test_db_docs.py fails when schema.sql or erd.dot no longer match the migrations. Needs Graphviz.
-.PHONY: db-docs
+.PHONY: db-docs bench-ml-api
 db-docs: venv
 	$(BIN)/python scripts/stack.py manage migrate --no-input
 	eval "$$($(BIN)/python scripts/stack.py env)" && $(BIN)/python scripts/db_docs.py
+
+# /detect_anomaly latency under load with locust (see docs/PERFORMANCE.md).
+bench-ml-api: venv
+	$(BIN)/python scripts/stack.py manage ml_api_benchmark $(BENCH_ARGS)

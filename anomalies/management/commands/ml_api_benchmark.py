@@ -1,0 +1,94 @@
+"""Latency of POST /api/v1/detect_anomaly under load: gunicorn as `make run` starts it, locust at a fixed rate.
+
+Measures and reports; asserts nothing. Its sensor, model and key are removed at the end."""
+import csv
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from anomalies.models import AnomalyModel
+from anomalies.services import anomaly_model_train
+from ingestion.models import Sensor, SensorReading, Site
+from ingestion.parsing import Columns
+from ingestion.services import readings_ingest
+from sensorhub.apikeys import api_key_create
+from sensorhub.models import ApiKey
+
+ROOT = Path(settings.BASE_DIR)
+SLUG = "bench-ml-api"
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def add_arguments(self, parser):
+        parser.add_argument("--rate", type=int, default=100, help="requests per second (one per simulated user)")
+        parser.add_argument("--seconds", type=int, default=30)
+        parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--web-threads", type=int, default=4)
+
+    def handle(self, *args, rate, seconds, web_workers, web_threads, **options):
+        self._cleanup()
+        site, _ = Site.objects.get_or_create(slug="benchmark", defaults={"name": "Benchmark (temporary)"})
+        sensor = Sensor.objects.create(slug=SLUG, name=SLUG, type="other", unit="", site=site)
+        end = timezone.now() - timedelta(minutes=5)
+        rng = random.Random(1)
+        times = [(end - timedelta(minutes=2000 - i)).isoformat() for i in range(2000)]
+        values = [20 + 2 * math.sin(i / 229) + rng.gauss(0, 0.5) for i in range(2000)]
+        readings_ingest(columns=Columns(sensors=[SLUG] * 2000, times=times, values=values))
+        anomaly_model_train(sensor=sensor)
+        key, secret = api_key_create(name="ml benchmark", scopes=["ml:read"])
+        port = _free_port()
+        env = {**os.environ, "SENSORHUB_DEBUG": "false", "SENSORHUB_LOG_LEVEL": "warning",
+               "SENSORHUB_RATE_LIMITS": "ml:read=1000000/m"}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "sensorhub.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
+             str(web_workers), "--threads", str(web_threads), "--no-control-socket"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out_dir = ROOT / "var" / "locust"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            time.sleep(3)
+            result = subprocess.run(
+                [str(Path(sys.executable).parent / "locust"), "-f", str(ROOT / "scripts" / "locustfile.py"),
+                 "--headless", "--users", str(rate), "--spawn-rate", str(rate), "--run-time", f"{seconds}s",
+                 "--host", f"http://127.0.0.1:{port}", "--csv", str(out_dir / "detect"), "--only-summary"],
+                env={**os.environ, "BENCH_API_KEY": secret, "BENCH_SENSOR": SLUG}, capture_output=True, text=True)
+            if result.returncode not in (0, 1):  # 1: some requests failed, reported below
+                raise CommandError(f"locust failed:\n{result.stderr[-2000:]}")
+            stats = next(row for row in csv.DictReader(open(out_dir / "detect_stats.csv")) if row["Name"] != "Aggregated")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            ApiKey.objects.filter(pk=key.pk).delete()
+            self._cleanup()
+        self.stdout.write(
+            f"POST /api/v1/detect_anomaly with 100 points, {rate} users × 1 request/s for {seconds} s, gunicorn "
+            f"{web_workers} workers × {web_threads} threads on {os.cpu_count()} cores:\n"
+            f"  requests {stats['Request Count']}, failures {stats['Failure Count']}, "
+            f"achieved {float(stats['Requests/s']):.1f} req/s\n"
+            f"  latency P50 {stats['50%']} ms, P95 {stats['95%']} ms, P99 {stats['99%']} ms, max "
+            f"{float(stats['Max Response Time']):.0f} ms"
+        )
+
+    def _cleanup(self):
+        AnomalyModel.objects.filter(sensor__slug=SLUG).delete()
+        SensorReading.objects.filter(sensor__slug=SLUG).delete()
+        Sensor.objects.filter(slug=SLUG).delete()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
