@@ -50,7 +50,7 @@ notebooks: venv
 
 # docs/db: schema.sql, erd.dot and erd.png from the migrated embedded database (or $DATABASE_URL). Commit the result;
 # tests/sensorhub/test_db_docs.py fails when schema.sql or erd.dot no longer match the migrations. Needs Graphviz.
-.PHONY: db-docs bench-ml-api
+.PHONY: db-docs
 db-docs: venv
 	$(BIN)/python scripts/stack.py manage migrate --no-input
 	eval "$$($(BIN)/python scripts/stack.py env)" && $(BIN)/python scripts/db_docs.py

@@ -98,3 +98,16 @@ def test_nab_benchmark_scores_a_corpus_and_prints_the_published_table(tmp_path):
     ours = next(line for line in text.splitlines() if line.startswith("Sensor Hub"))
     assert float(ours.split()[-3]) > 50  # standard profile: the spike is found early in its window
     assert "ARTime" in text and "Numenta HTM" in text
+
+
+def test_the_fast_forest_scores_equal_scikit_learns():
+    import numpy as np
+    from sklearn.ensemble import IsolationForest
+
+    from anomalies.detector import forest_outlyingness
+
+    rng = np.random.default_rng(0)
+    history = rng.normal(size=(3000, 5))
+    forest = IsolationForest(n_estimators=50, max_samples=256, random_state=0).fit(history)
+    probe = np.vstack([rng.normal(size=(200, 5)), rng.normal(6, 1, size=(5, 5))])
+    assert np.allclose(forest_outlyingness(forest, probe), -forest.score_samples(probe))
