@@ -2,24 +2,34 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUNTIME_REQS := requirements/base.txt requirements/embedded.txt
 REQS := $(wildcard requirements/*.txt)
-STAMP := $(VENV)/.installed-$(shell cat $(REQS) | sha256sum | cut -c1-12)
+# Stamps named after the requirements' hash: changing a pin reinstalls, nothing else does.
+RUNTIME_STAMP := $(VENV)/.runtime-$(shell cat $(RUNTIME_REQS) | sha256sum | cut -c1-12)
+DEV_STAMP := $(VENV)/.dev-$(shell cat $(REQS) | sha256sum | cut -c1-12)
 
 .PHONY: run test venv services-up services-down manage bench-ingest demo-data notebooks bench-ml-api
 
-venv: $(STAMP)
+# Development tools on top of the runtime: tests, notebooks, benchmarks.
+venv: $(DEV_STAMP)
 
-$(STAMP): $(REQS)
+$(RUNTIME_STAMP): $(RUNTIME_REQS)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Sensor Hub needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version 2>&1)." >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
 		{ echo "Could not create $(VENV). On Debian/Ubuntu: sudo apt-get install python3-venv" >&2; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
-	@rm -f $(VENV)/.installed-*
+	$(BIN)/python -m pip install --quiet -r requirements/base.txt -r requirements/embedded.txt
+	@rm -f $(VENV)/.runtime-*
 	@touch $@
 
-run: venv
+$(DEV_STAMP): $(RUNTIME_STAMP) $(REQS)
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	@rm -f $(VENV)/.dev-*
+	@touch $@
+
+# The product needs only the runtime requirements, so a first `make run` installs less.
+run: $(RUNTIME_STAMP)
 	$(BIN)/python scripts/stack.py run
 
 test: venv
