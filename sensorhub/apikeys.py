@@ -99,6 +99,15 @@ class ApiKeyAuthentication(BaseAuthentication):
         return 'Bearer realm="sensorhub"'
 
 
+def restrict_to_key(request, sensors):
+    """Narrow a Sensor queryset to what the request's API key may see (keys limited to sites or sensors)."""
+    if isinstance(request.auth, ApiKey):
+        allowed = request.auth.restricted_sensor_ids()
+        if allowed is not None:
+            return sensors.filter(pk__in=allowed)
+    return sensors
+
+
 def granted_scopes(request) -> set[str]:
     if isinstance(request.auth, ApiKey):
         return set(request.auth.scopes)

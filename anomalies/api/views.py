@@ -13,9 +13,9 @@ from anomalies.alerts import alert_acknowledge, alert_mark_false_positive, alert
 from anomalies.api.serializers import AlertSerializer, AnomalyEventSerializer, DetectRequestSerializer
 from anomalies.models import Alert, AnomalyEvent
 from anomalies.services import NoModel, points_score
-from ingestion.api.views import restrict_to_key
 from ingestion.models import Sensor, SensorReading
 from ingestion.validation import parse_time, parse_value
+from sensorhub.apikeys import restrict_to_key
 from sensorhub.choices import Scope
 
 MAX_POINTS = 10_000

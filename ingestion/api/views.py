@@ -28,19 +28,10 @@ from ingestion.selectors import (
     sensors_with_latest,
 )
 from ingestion.services import idempotency_cached, idempotency_for, readings_ingest
-from sensorhub.apikeys import ApiKey
+from sensorhub.apikeys import ApiKey, restrict_to_key
 from sensorhub.choices import Scope
 
 IDEMPOTENCY_KEY_MAX = 255
-
-
-def restrict_to_key(request, queryset):
-    """A key limited to some sites or sensors sees only those."""
-    if isinstance(request.auth, ApiKey):
-        allowed = request.auth.restricted_sensor_ids()
-        if allowed is not None:
-            return queryset.filter(pk__in=allowed)
-    return queryset
 
 
 class SiteViewSet(viewsets.ReadOnlyModelViewSet):

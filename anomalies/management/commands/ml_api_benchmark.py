@@ -7,7 +7,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from ingestion.models import Sensor, SensorReading, Site
 from ingestion.parsing import Columns
 from ingestion.services import readings_ingest
 from sensorhub.apikeys import api_key_create
+from sensorhub.benchmarking import gunicorn_server
 from sensorhub.models import ApiKey
 
 ROOT = Path(settings.BASE_DIR)
@@ -47,28 +47,20 @@ class Command(BaseCommand):
         readings_ingest(columns=Columns(sensors=[SLUG] * 2000, times=times, values=values))
         anomaly_model_train(sensor=sensor)
         key, secret = api_key_create(name="ml benchmark", scopes=["ml:read"])
-        port = _free_port()
-        env = {**os.environ, "SENSORHUB_DEBUG": "false", "SENSORHUB_LOG_LEVEL": "warning",
-               "SENSORHUB_RATE_LIMITS": "ml:read=1000000/m"}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "sensorhub.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
-             str(web_workers), "--threads", str(web_threads), "--no-control-socket"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         out_dir = ROOT / "var" / "locust"
         out_dir.mkdir(parents=True, exist_ok=True)
         try:
-            time.sleep(3)
-            result = subprocess.run(
-                [str(Path(sys.executable).parent / "locust"), "-f", str(ROOT / "scripts" / "locustfile.py"),
-                 "--headless", "--users", str(rate), "--spawn-rate", str(rate), "--run-time", f"{seconds}s",
-                 "--host", f"http://127.0.0.1:{port}", "--csv", str(out_dir / "detect"), "--only-summary"],
-                env={**os.environ, "BENCH_API_KEY": secret, "BENCH_SENSOR": SLUG}, capture_output=True, text=True)
+            with gunicorn_server(workers=web_workers, threads=web_threads, rate_limits="ml:read=1000000/m") as port:
+                result = subprocess.run(
+                    [str(Path(sys.executable).parent / "locust"), "-f", str(ROOT / "scripts" / "locustfile.py"),
+                     "--headless", "--users", str(rate), "--spawn-rate", str(rate), "--run-time", f"{seconds}s",
+                     "--host", f"http://127.0.0.1:{port}", "--csv", str(out_dir / "detect"), "--only-summary"],
+                    env={**os.environ, "BENCH_API_KEY": secret, "BENCH_SENSOR": SLUG}, capture_output=True,
+                    text=True)
             if result.returncode not in (0, 1):  # 1: some requests failed, reported below
                 raise CommandError(f"locust failed:\n{result.stderr[-2000:]}")
             stats = next(row for row in csv.DictReader(open(out_dir / "detect_stats.csv")) if row["Name"] != "Aggregated")
         finally:
-            server.terminate()
-            server.wait(timeout=30)
             ApiKey.objects.filter(pk=key.pk).delete()
             self._cleanup()
         self.stdout.write(
@@ -85,10 +77,3 @@ class Command(BaseCommand):
         SensorReading.objects.filter(sensor__slug=SLUG).delete()
         Sensor.objects.filter(slug=SLUG).delete()
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -9,8 +9,6 @@ import http.client
 import json
 import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +21,7 @@ from django.db import connection
 
 from ingestion.models import Sensor, SensorReading, Site
 from sensorhub.apikeys import api_key_create
+from sensorhub.benchmarking import gunicorn_server
 from sensorhub.models import ApiKey
 from sensorhub.storage import rollups_refresh
 
@@ -55,19 +54,17 @@ class Command(BaseCommand):
         slugs = [f"bench-{i:04d}" for i in range(sensors)]
         Sensor.objects.bulk_create([Sensor(slug=s, name=s, type="other", unit="", site=site) for s in slugs])
         key, secret = api_key_create(name="benchmark", scopes=["readings:write", "readings:read"])
-        server, port = self._start_server(web_workers, web_threads)
+        results = {"machine": {"cores": os.cpu_count()}, "web_workers": web_workers, "web_threads": web_threads,
+                   "clients": clients, "batch": batch, "readings": readings}
+        limits = "readings:write=1000000/m,readings:read=1000000/m"
         try:
-            results = {"machine": {"cores": os.cpu_count()}, "web_workers": web_workers, "web_threads": web_threads,
-                       "clients": clients,
-                       "batch": batch, "readings": readings}
-            results["ingest"] = self._ingest(port, secret, slugs, readings, batch, clients)
-            results["copy_ceiling"] = self._copy_ceiling(slugs, readings)
-            results["ratio_to_copy"] = round(results["ingest"]["readings_per_s"]
-                                             / results["copy_ceiling"]["readings_per_s"], 3)
-            results["query_30d_1m"] = self._query(port, secret, slugs[0], query_repeats)
+            with gunicorn_server(workers=web_workers, threads=web_threads, rate_limits=limits) as port:
+                results["ingest"] = self._ingest(port, secret, slugs, readings, batch, clients)
+                results["copy_ceiling"] = self._copy_ceiling(slugs, readings)
+                results["ratio_to_copy"] = round(results["ingest"]["readings_per_s"]
+                                                 / results["copy_ceiling"]["readings_per_s"], 3)
+                results["query_30d_1m"] = self._query(port, secret, slugs[0], query_repeats)
         finally:
-            server.terminate()
-            server.wait(timeout=30)
             ApiKey.objects.filter(pk=key.pk).delete()
             self._cleanup()
         self._report(results)
@@ -75,31 +72,6 @@ class Command(BaseCommand):
             Path(json_out).write_text(json.dumps(results, indent=2))
 
     # --- pieces ---------------------------------------------------------------------------------------------------
-
-    def _start_server(self, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = {**os.environ, "SENSORHUB_DEBUG": "false", "SENSORHUB_LOG_LEVEL": "warning",
-               "SENSORHUB_RATE_LIMITS": "readings:write=1000000/m,readings:read=1000000/m"}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "sensorhub.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
-             str(workers), "--threads", str(threads), "--no-control-socket", "--timeout", "120"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/health")
-                if conn.getresponse().status == 200:
-                    return server, port
-            except OSError:
-                time.sleep(0.2)
-        server.kill()
-        raise RuntimeError("gunicorn did not start")
 
     def _bodies(self, slugs, readings, batch, start):
         """Pre-built request bodies, so the client's own JSON encoding is not what gets measured."""
