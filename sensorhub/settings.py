@@ -1,6 +1,8 @@
 """Sensor Hub settings. Everything that differs between machines comes from the environment (see .env.example)."""
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from sensorhub.env import (
     env_bool,
     env_choice,
@@ -139,6 +141,22 @@ SENSORHUB_MODEL_DIR = env_str("SENSORHUB_MODEL_DIR", str(BASE_DIR / "var" / "mod
 SENSORHUB_ANOMALY_EVENT_THRESHOLD = env_float("SENSORHUB_ANOMALY_EVENT_THRESHOLD", 0.3, minimum=0.0)
 # How much history a sensor's detector learns from.
 SENSORHUB_ANOMALY_TRAIN_DAYS = env_int("SENSORHUB_ANOMALY_TRAIN_DAYS", 30, minimum=1)
+# Forecasts are made on steps of this many seconds (each value the mean of the readings in the step); must divide a day.
+SENSORHUB_FORECAST_STEP_SECONDS = env_int("SENSORHUB_FORECAST_STEP_SECONDS", 3600, minimum=60, maximum=86400)
+if 86400 % SENSORHUB_FORECAST_STEP_SECONDS:
+    raise ImproperlyConfigured(f"SENSORHUB_FORECAST_STEP_SECONDS={SENSORHUB_FORECAST_STEP_SECONDS} does not divide a "
+                               "day (86400 s); use e.g. 900, 1800 or 3600.")
+# Steps forecast by default and at most (/predict's `horizon`); models are chosen by backtest at the default.
+SENSORHUB_FORECAST_HORIZON = env_int("SENSORHUB_FORECAST_HORIZON", 24, minimum=1)
+SENSORHUB_FORECAST_MAX_HORIZON = env_int("SENSORHUB_FORECAST_MAX_HORIZON", 168, minimum=SENSORHUB_FORECAST_HORIZON)
+SENSORHUB_FORECAST_INTERVAL = env_float("SENSORHUB_FORECAST_INTERVAL", 0.9, minimum=0.5, maximum=0.99)
+SENSORHUB_FORECAST_TRAIN_DAYS = env_int("SENSORHUB_FORECAST_TRAIN_DAYS", 60, minimum=2)
+# Recent history a stored model forecasts from (models conditioned on the latest values read them from it).
+SENSORHUB_FORECAST_HISTORY_DAYS = env_int("SENSORHUB_FORECAST_HISTORY_DAYS", 14, minimum=1)
+# /predict serves the stored forecast while it is younger than this; otherwise it computes one.
+SENSORHUB_FORECAST_FRESH_SECONDS = env_int("SENSORHUB_FORECAST_FRESH_SECONDS", 1800, minimum=1)
+# Past forecasts kept to measure realised accuracy (their aggregates stay on the model version for good).
+SENSORHUB_FORECAST_KEEP_DAYS = env_int("SENSORHUB_FORECAST_KEEP_DAYS", 30, minimum=1)
 
 # --- notifications -------------------------------------------------------------------------------------------------
 EMAIL_HOST = env_str("SENSORHUB_EMAIL_HOST", "localhost")
@@ -209,6 +227,8 @@ CELERY_BEAT_SCHEDULE = {
     "enforce-retention": _every("ingestion.enforce_retention", "SENSORHUB_RETENTION_PERIOD_S", 3600),
     "expire-idempotency-keys": _every("ingestion.expire_idempotency_keys", "SENSORHUB_IDEMPOTENCY_PERIOD_S", 3600),
     "retrain-anomaly-models": _every("anomalies.retrain_models", "SENSORHUB_RETRAIN_PERIOD_S", 24 * 3600),
+    "refresh-forecasts": _every("forecasting.refresh_forecasts", "SENSORHUB_FORECAST_REFRESH_PERIOD_S", 600),
+    "retrain-forecast-models": _every("forecasting.train_models", "SENSORHUB_FORECAST_RETRAIN_PERIOD_S", 24 * 3600),
 }
 
 # --- health ----------------------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """A missing or malformed setting stops the process with a message naming the variable."""
 import os
+import re
 import subprocess
 import sys
 
@@ -42,6 +43,8 @@ def test_it_starts_with_a_complete_environment():
         ({"SENSORHUB_DB_CONNECT_TIMEOUT": "soon"}, "SENSORHUB_DB_CONNECT_TIMEOUT='soon' is not a whole number"),
         ({"SENSORHUB_STORAGE": "mongodb"}, "SENSORHUB_STORAGE='mongodb' is not one of: auto, timescaledb, plain"),
         ({"SECRET_KEY": "   "}, "SECRET_KEY is set but empty"),
+        ({"SENSORHUB_FORECAST_STEP_SECONDS": "7000"}, "does not divide a day"),
+        ({"SENSORHUB_FORECAST_INTERVAL": "1.5"}, "SENSORHUB_FORECAST_INTERVAL=1.5 is above the maximum of 0.99"),
     ],
 )
 def test_it_refuses_to_start_and_names_the_variable(overrides, expected):
@@ -59,3 +62,12 @@ def test_it_reads_a_secret_from_a_file(tmp_path):
     missing = start_django(SECRET_KEY=None, SECRET_KEY_FILE=str(tmp_path / "nope"))
     assert missing.returncode != 0
     assert "SECRET_KEY_FILE points to" in missing.stderr and "cannot be read" in missing.stderr
+
+
+def test_every_variable_the_settings_read_is_documented_in_env_example():
+    settings_source = (ROOT / "sensorhub" / "settings.py").read_text()
+    read = set(re.findall(r'env_[a-z_]+\(\s*"([A-Z][A-Z0-9_]+)"', settings_source))
+    read |= set(re.findall(r'_every\([^)]*"([A-Z][A-Z0-9_]+)"', settings_source))
+    assert len(read) > 30  # the patterns still find the settings
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+?)(?:_FILE)?=", (ROOT / ".env.example").read_text(), re.M))
+    assert not read - documented, f".env.example does not document {sorted(read - documented)}"
