@@ -2,6 +2,7 @@ import csv
 import io
 import json
 import math
+import pickle
 import random
 
 import pytest
@@ -30,7 +31,7 @@ def test_a_score_depends_only_on_the_readings_before_it():
 
 
 def test_little_history_is_reported_as_warming_up():
-    detections = StreamingDetector().score_many(seasonal(400))
+    detections = StreamingDetector().score_many(seasonal(Settings().warmup + 200))
     warmup = Settings().warmup
     assert all(d.warming_up and d.score == 0 for d in detections[:warmup])
     assert "warming up" in detections[0].explanation(20.0)
@@ -46,6 +47,36 @@ def test_a_spike_is_the_top_score_and_is_explained():
     assert detections[2500].kind == "spike"
     text = detections[2500].explanation(values[2500])
     assert f"{values[2500]:.4g}" in text and "usual range" in text
+
+
+def test_a_reading_beyond_everything_seen_so_far_scores_one_and_says_so():
+    values = seasonal(3000)
+    top = max(values)
+    values[2000] = top + 0.1 * (top - min(values))  # 10 % above the highest reading so far
+    detections = StreamingDetector().score_many(values)
+    assert detections[2000].score == 1.0
+    assert "beyond every value reported so far" in detections[2000].explanation(values[2000])
+    # an ordinary reading is not explained by the range test
+    assert "beyond every value" not in detections[2500].explanation(values[2500])
+
+
+def test_one_event_raises_one_alarm_not_dozens():
+    values = seasonal(3000)
+    for i in range(2000, 2300):
+        values[i] += 10  # a level shift that lasts
+    result = scores(values)
+    assert result[2000] == 1.0
+    assert sum(r >= 0.3 for r in result[2000:2300]) <= 3
+
+
+def test_a_pickled_detector_continues_exactly_where_it_left_off():
+    values = seasonal(4000)
+    values[3500] += 12
+    whole = scores(values)
+    detector = StreamingDetector()
+    detector.score_many(values[:2500])
+    restored = pickle.loads(pickle.dumps(detector))  # how services.py keeps a sensor's model between runs
+    assert [d.score for d in restored.score_many(values[2500:])] == whole[2500:]
 
 
 def test_a_stuck_sensor_is_noticed_as_stuck_but_not_anomalous_forever():
