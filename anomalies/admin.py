@@ -23,7 +23,8 @@ class AnomalyModelAdmin(admin.ModelAdmin):
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
-    list_display = ("sensor", "threshold", "clear_below", "min_duration", "resolve_after", "cooldown", "enabled")
+    list_display = ("sensor", "threshold", "clear_below", "min_duration", "resolve_after", "cooldown", "enabled",
+                    "forecast_above", "forecast_below", "forecast_within", "forecast_enabled")
     list_filter = ("enabled",)
     search_fields = ("sensor__slug", "sensor__name")
     autocomplete_fields = ("sensor",)
@@ -38,8 +39,9 @@ class DeliveryInline(admin.TabularInline):
 
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin):
-    list_display = ("sensor", "kind", "status", "opened_at", "peak_score", "false_positive", "acknowledged_by")
-    list_filter = ("status", "kind", "false_positive", "sensor__site")
+    list_display = ("sensor", "source", "kind", "status", "opened_at", "peak_score", "false_positive",
+                    "acknowledged_by")
+    list_filter = ("source", "status", "kind", "false_positive", "sensor__site")
     search_fields = ("sensor__slug", "sensor__name", "explanation")
     list_select_related = ("sensor", "acknowledged_by")
     readonly_fields = [f.name for f in Alert._meta.fields]

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from anomalies.choices import AlertStatus, ChannelKind, DeliveryStatus
+from anomalies.choices import AlertSource, AlertStatus, ChannelKind, DeliveryStatus
 from anomalies.models import Alert, AlertRule, AnomalyEvent, Delivery, NotificationChannel
 
 logger = logging.getLogger(__name__)
@@ -33,11 +33,12 @@ def alerts_evaluate(*, sensor, events: list[AnomalyEvent], now: datetime | None 
     rule = rule_for(sensor)
     if not rule.enabled:
         return None
-    active = Alert.objects.select_for_update().filter(sensor=sensor).exclude(status=AlertStatus.RESOLVED).first()
+    active = Alert.objects.select_for_update().filter(sensor=sensor, source=AlertSource.ANOMALY).exclude(
+        status=AlertStatus.RESOLVED).first()
     if active is not None:
         return _extend_or_resolve(active, rule, events, now)
     strong = [e for e in events if e.score >= rule.threshold]
-    if not strong or _cooling_down(sensor, rule, now):
+    if not strong or _cooling_down(sensor, rule, now, AlertSource.ANOMALY):
         return None
     trigger = strong[0]
     if rule.min_duration and not _lasted(sensor, rule, strong[-1]):
@@ -65,8 +66,9 @@ def _extend_or_resolve(alert: Alert, rule: AlertRule, events, now) -> Alert:
     return alert
 
 
-def _cooling_down(sensor, rule: AlertRule, now) -> bool:
-    last = Alert.objects.filter(sensor=sensor, status=AlertStatus.RESOLVED).aggregate(at=Max("resolved_at"))["at"]
+def _cooling_down(sensor, rule: AlertRule, now, source: str) -> bool:
+    last = Alert.objects.filter(sensor=sensor, source=source, status=AlertStatus.RESOLVED).aggregate(
+        at=Max("resolved_at"))["at"]
     return last is not None and now - last < rule.cooldown
 
 
@@ -76,6 +78,35 @@ def _lasted(sensor, rule: AlertRule, latest: AnomalyEvent) -> bool:
     earliest = latest.time - rule.min_duration - rule.resolve_after
     return AnomalyEvent.objects.filter(sensor=sensor, score__gte=rule.threshold, time__gte=earliest,
                                        time__lte=latest.time - rule.min_duration).exists()
+
+
+def forecast_alert_evaluate(*, sensor, rule: AlertRule, crossing, forecast_model, now: datetime | None = None):
+    """Open, extend or resolve the sensor's forecast alert after each new forecast. ``crossing`` (from
+    forecasting.services.forecast_crossing) is None when the forecast stays within the limits."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        active = Alert.objects.select_for_update().filter(sensor=sensor, source=AlertSource.FORECAST).exclude(
+            status=AlertStatus.RESOLVED).first()
+        if crossing is None or not (rule.enabled and rule.forecast_enabled):
+            if active is not None:
+                active.status, active.resolved_at = AlertStatus.RESOLVED, now
+                active.save(update_fields=["status", "resolved_at"])
+                logger.info("forecast alert resolved itself", extra={"alert": active.pk})
+            return None
+        if active is not None:
+            active.last_event_at, active.explanation = now, crossing.explanation
+            active.peak_score = max(active.peak_score, crossing.probability)
+            active.save(update_fields=["last_event_at", "explanation", "peak_score"])
+            return active
+        if _cooling_down(sensor, rule, now, AlertSource.FORECAST):
+            return None
+        alert = Alert.objects.create(
+            sensor=sensor, source=AlertSource.FORECAST, kind="forecast", first_event_at=now, last_event_at=now,
+            trigger_value=crossing.value, trigger_score=crossing.probability, peak_score=crossing.probability,
+            explanation=crossing.explanation, forecast_model=forecast_model)
+        transaction.on_commit(lambda: notifications_send(alert_id=alert.pk))
+    logger.info("forecast alert opened", extra={"sensor": sensor.slug, "alert": alert.pk})
+    return alert
 
 
 def alert_acknowledge(*, alert: Alert, user) -> bool:
@@ -95,6 +126,8 @@ def alert_mark_false_positive(*, alert: Alert, user) -> AlertRule:
         Alert.objects.filter(pk=alert.pk).update(false_positive=True)
         alert_resolve(alert=alert, user=user)
         rule = rule_for(alert.sensor)
+        if alert.source == AlertSource.FORECAST:
+            return rule  # recorded; the anomaly threshold has nothing to do with a forecast's crossing
         rule.threshold = min(0.99, max(rule.threshold, alert.peak_score + FALSE_POSITIVE_MARGIN))
         rule.save()
     return rule
@@ -122,8 +155,13 @@ def alert_payload(alert: Alert) -> dict:
         "site": alert.sensor.site.slug, "kind": alert.kind, "opened_at": alert.opened_at.isoformat(),
         "trigger": {"time": alert.first_event_at.isoformat(), "value": alert.trigger_value,
                     "score": alert.trigger_score},
-        "explanation": alert.explanation, "model_version": alert.model.version if alert.model else None,
+        "source": alert.source, "explanation": alert.explanation, "model_version": alert_model_version(alert),
     }
+
+
+def alert_model_version(alert: Alert) -> int | None:
+    model = alert.forecast_model if alert.source == AlertSource.FORECAST else alert.model
+    return model.version if model else None
 
 
 def sign(secret: str, body: bytes) -> str:

@@ -7,6 +7,12 @@ class AnomalyKind(models.TextChoices):
     VARIANCE = "variance", "Variance change"
     STUCK = "stuck", "Stuck value"
     PATTERN = "pattern", "Pattern break"
+    FORECAST = "forecast", "Forecast crossing"
+
+
+class AlertSource(models.TextChoices):
+    ANOMALY = "anomaly", "Anomaly detection"
+    FORECAST = "forecast", "Forecast"
 
 
 class AlertStatus(models.TextChoices):

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from django.db import models
 
-from anomalies.choices import AlertStatus, AnomalyKind, ChannelKind, DeliveryStatus
+from anomalies.choices import AlertSource, AlertStatus, AnomalyKind, ChannelKind, DeliveryStatus
 
 
 class AnomalyModel(models.Model):
@@ -61,7 +61,7 @@ class AnomalyEvent(models.Model):
 
 
 class AlertRule(models.Model):
-    """How one sensor's anomaly events become alerts. Sensors without a rule use the defaults in settings."""
+    """How one sensor's anomaly events and forecasts become alerts. Sensors without a rule use the defaults."""
 
     sensor = models.OneToOneField("ingestion.Sensor", on_delete=models.CASCADE, related_name="alert_rule")
     threshold = models.FloatField(default=0.5, help_text="An event scoring this or more can open an alert.")
@@ -73,6 +73,14 @@ class AlertRule(models.Model):
     cooldown = models.DurationField(default=timedelta(hours=1),
                                     help_text="No new alert this long after the last one resolved.")
     enabled = models.BooleanField(default=True)
+    # Forecast alerts: the forecast crossing the sensor's valid range or these limits within `forecast_within`.
+    forecast_above = models.FloatField(null=True, blank=True,
+                                       help_text="Alert when the forecast rises above this (besides the valid max).")
+    forecast_below = models.FloatField(null=True, blank=True,
+                                       help_text="Alert when the forecast falls below this (besides the valid min).")
+    forecast_within = models.DurationField(default=timedelta(hours=12),
+                                           help_text="How far ahead a forecast crossing raises an alert.")
+    forecast_enabled = models.BooleanField(default=True)
 
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(clear_below__lte=models.F("threshold")),
@@ -83,7 +91,10 @@ class AlertRule(models.Model):
 
 
 class Alert(models.Model):
+    """An anomaly alert (from detector events) or a forecast alert (the forecast crosses a limit soon)."""
+
     sensor = models.ForeignKey("ingestion.Sensor", on_delete=models.CASCADE, related_name="alerts")
+    source = models.CharField(max_length=20, choices=AlertSource.choices, default=AlertSource.ANOMALY)
     status = models.CharField(max_length=20, choices=AlertStatus.choices, default=AlertStatus.OPEN)
     kind = models.CharField(max_length=20, choices=AnomalyKind.choices)
     opened_at = models.DateTimeField(auto_now_add=True)
@@ -93,7 +104,9 @@ class Alert(models.Model):
     trigger_score = models.FloatField()
     peak_score = models.FloatField()
     explanation = models.TextField()
-    model = models.ForeignKey(AnomalyModel, null=True, on_delete=models.SET_NULL, related_name="alerts")
+    model = models.ForeignKey(AnomalyModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+    forecast_model = models.ForeignKey("forecasting.ForecastModel", null=True, blank=True,
+                                       on_delete=models.SET_NULL, related_name="alerts")
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="+")
@@ -106,9 +119,10 @@ class Alert(models.Model):
         ordering = ["-opened_at"]
         indexes = [models.Index(fields=["sensor", "status"]), models.Index(fields=["status", "-opened_at"])]
         constraints = [
-            # At most one alert per sensor is not resolved: a noisy sensor extends it instead of opening more.
-            models.UniqueConstraint(fields=["sensor"], condition=~models.Q(status="resolved"),
-                                    name="alert_one_active_per_sensor"),
+            # At most one alert per sensor and source is not resolved: a noisy sensor extends it instead of
+            # opening more.
+            models.UniqueConstraint(fields=["sensor", "source"], condition=~models.Q(status="resolved"),
+                                    name="alert_one_active_per_sensor_source"),
         ]
 
     def __str__(self) -> str:

@@ -36,7 +36,7 @@ def train_model(sensor_id: int) -> int | None:
 @shared_task(name="anomalies.deliver", bind=True, autoretry_for=(TransientDeliveryError,), retry_backoff=2,
              retry_backoff_max=600, retry_jitter=True, max_retries=5, ignore_result=True)
 def deliver(self, delivery_id: int) -> None:
-    delivery = Delivery.objects.select_related("alert__sensor__site", "alert__model", "channel").filter(
+    delivery = Delivery.objects.select_related("alert__sensor__site", "alert__model", "alert__forecast_model", "channel").filter(
         pk=delivery_id).first()
     if delivery is None or delivery.status != "pending":
         return

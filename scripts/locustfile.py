@@ -1,4 +1,5 @@
-"""Load for the ML endpoints, driven by `manage.py ml_api_benchmark` (which sets the environment below).
+"""Load for the ML endpoints, driven by `manage.py ml_api_benchmark` (which sets the environment below and names
+the user class: DetectAnomalyUser or PredictUser).
 
 Each simulated client sends one request a second, so N users give N requests a second."""
 import os
@@ -22,3 +23,12 @@ class DetectAnomalyUser(HttpUser):
                   for i in range(POINTS)]
         self.client.post("/api/v1/detect_anomaly", json={"sensor": SENSOR, "values": values},
                          headers={"X-API-Key": KEY}, name="/api/v1/detect_anomaly (100 points)")
+
+
+class PredictUser(HttpUser):
+    wait_time = constant_throughput(1)
+
+    @task
+    def predict(self):
+        self.client.post("/api/v1/predict", json={"sensor": SENSOR, "horizon": 24},
+                         headers={"X-API-Key": KEY}, name="/api/v1/predict (24 steps)")

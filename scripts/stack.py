@@ -347,6 +347,8 @@ def run() -> int:
         manage(env, "collectstatic", "--no-input", check=True, stdout=subprocess.DEVNULL)
         manage(env, "ensure_admin", "--credentials-file", str(VAR / "admin-credentials.txt"), check=True)
         manage(env, "generate_demo_data", "--if-empty", check=True)
+        # Sensors without a forecaster get one in the background (the worker starts below); /predict says 409 until.
+        manage(env, "train_forecasters", "--missing", "--enqueue", check=True)
         bin_dir = Path(PY).parent
         procs["gunicorn"] = spawn(
             [str(bin_dir / "gunicorn"), "sensorhub.wsgi", "--bind", f"{host}:{port}", "--no-control-socket",

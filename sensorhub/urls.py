@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/v1/", include("ingestion.api.urls")),
     path("api/v1/", include("anomalies.api.urls")),
+    path("api/v1/", include("forecasting.api.urls")),
     path("", include("django_prometheus.urls")),
     path("", include("reports.urls")),
 ]

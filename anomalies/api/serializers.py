@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from anomalies.alerts import alert_model_version
 from anomalies.models import Alert, AnomalyEvent
 
 
@@ -34,16 +35,20 @@ class DetectRequestSerializer(serializers.Serializer):
 
 class AlertSerializer(serializers.ModelSerializer):
     sensor = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    model_version = serializers.IntegerField(source="model.version", read_only=True, allow_null=True)
+    model_version = serializers.SerializerMethodField(help_text="Version of the anomaly or forecast model that "
+                                                                "raised it.")
     acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     notified = serializers.SerializerMethodField()
 
     class Meta:
         model = Alert
-        fields = ["id", "sensor", "status", "kind", "opened_at", "first_event_at", "last_event_at", "trigger_value",
+        fields = ["id", "sensor", "source", "status", "kind", "opened_at", "first_event_at", "last_event_at", "trigger_value",
                   "trigger_score", "peak_score", "explanation", "model_version", "acknowledged_at",
                   "acknowledged_by", "resolved_at", "resolved_by", "false_positive", "notified"]
+
+    def get_model_version(self, alert) -> int | None:
+        return alert_model_version(alert)
 
     def get_notified(self, alert) -> list[dict]:
         return [{"channel": d.channel.name, "kind": d.channel.kind, "status": d.status, "attempts": d.attempts,

@@ -98,14 +98,14 @@ class AlertFilter(filters.FilterSet):
 
     class Meta:
         model = Alert
-        fields = ["sensor", "status", "kind", "false_positive", "since"]
+        fields = ["sensor", "source", "status", "kind", "false_positive", "since"]
 
 
 class AlertViewSet(viewsets.ReadOnlyModelViewSet):
     """Alerts with who acknowledged and resolved them and who was notified. Actions need the `admin` scope
     (or a staff login)."""
 
-    queryset = Alert.objects.select_related("sensor", "model", "acknowledged_by", "resolved_by").prefetch_related(
+    queryset = Alert.objects.select_related("sensor", "model", "forecast_model", "acknowledged_by", "resolved_by").prefetch_related(
         "deliveries__channel")
     serializer_class = AlertSerializer
     filterset_class = AlertFilter
