@@ -319,7 +319,7 @@ def prediction(*, sensor: Sensor, horizon: int, interval: float) -> dict:
     model = current_model(sensor=sensor)
     fresh_after = timezone.now() - timedelta(seconds=settings.SENSORHUB_FORECAST_FRESH_SECONDS)
     stored = (Forecast.objects.filter(sensor=sensor, model=model, created_at__gte=fresh_after)
-              .order_by("-origin").only("origin", "points", "interval", "created_at").first())
+              .order_by("-created_at").only("origin", "points", "interval", "created_at").first())
     if stored is not None and abs(stored.interval - interval) < 1e-9 and len(stored.points) >= horizon:
         points, origin, generated_at, source = stored.points[:horizon], stored.origin, stored.created_at, "stored"
     else:
