@@ -58,7 +58,7 @@ def anomaly_model_train(*, sensor: Sensor) -> AnomalyModel | None:
     if latest is not None and latest.data_hash == data_hash:
         return latest
     detector = StreamingDetector(detector_settings)
-    detector.score_many([value for _, value in rows])
+    detector.score_many([value for _, value in rows], times=[at for at, _ in rows])
     version = (latest.version + 1) if latest else 1
     path, sha = artifact_save(detector, name=f"anomaly/{sensor.slug}/v{version}")
     model = AnomalyModel.objects.create(
@@ -87,7 +87,7 @@ def readings_score(*, sensor: Sensor) -> list[AnomalyEvent]:
         if not rows:
             return []
         detector = pickle.loads(state.state)
-        detections = detector.score_many([value for _, value in rows])
+        detections = detector.score_many([value for _, value in rows], times=[at for at, _ in rows])
         threshold = settings.SENSORHUB_ANOMALY_EVENT_THRESHOLD
         events = [_event(sensor, state.model, at, value, d) for (at, value), d in zip(rows, detections)
                   if not d.warming_up and d.score >= threshold]
@@ -105,13 +105,17 @@ def _event(sensor, model, at, value, detection: Detection) -> AnomalyEvent:
                         expected_low=detection.expected_low, expected_high=detection.expected_high)
 
 
-def points_score(*, sensor: Sensor, values: list[float]) -> tuple[AnomalyModel, list[Detection]]:
-    """Score given values against the sensor's current model without changing any state (for /detect_anomaly)."""
+def points_score(*, sensor: Sensor, values: list[float], times: list | None = None
+                 ) -> tuple[AnomalyModel, list[Detection]]:
+    """Score given values against the sensor's current model without changing any state (for /detect_anomaly).
+
+    ``times`` (optional, one per value: datetimes or epoch seconds) lets the model take gaps since its last reading
+    and between the values into account; without them the values are taken to follow at the usual interval."""
     model = AnomalyModel.objects.filter(sensor=sensor).order_by("-version").first()
     if model is None:
         raise NoModel(sensor.slug)
     detector = pickle.loads(_frozen(model.artifact, model.sha256))
-    return model, detector.score_many(values)
+    return model, detector.score_many(values, times=times)
 
 
 @lru_cache(maxsize=256)

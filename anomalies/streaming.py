@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from anomalies.detector import StreamingDetector
@@ -24,11 +25,25 @@ def read_series(path: Path) -> tuple[list[str], list[float]]:
     return timestamps, values
 
 
+def parse_times(timestamps: list[str]) -> list[float] | None:
+    """ISO timestamps as epoch seconds (naive ones taken as UTC), so the detector sees gaps and irregular intervals;
+    None when any of them is not a timestamp (the file is then scored as evenly spaced readings)."""
+    times = []
+    for text in timestamps:
+        try:
+            at = datetime.fromisoformat(text.strip())
+        except ValueError:
+            return None
+        times.append((at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)).timestamp())
+    return times
+
+
 def score_file(source: Path, target: Path | None = None) -> tuple[list[str], list[float], float]:
     """Returns (timestamps, scores, readings per second of the detector)."""
     timestamps, values = read_series(source)
+    times = parse_times(timestamps)
     began = time.perf_counter()
-    scores = [d.score for d in StreamingDetector().score_many(values)]
+    scores = [d.score for d in StreamingDetector().score_many(values, times=times)]
     rate = len(values) / max(time.perf_counter() - began, 1e-9)
     if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from anomalies.alerts import alert_acknowledge, alert_mark_false_positive, alert_resolve
 from anomalies.api.serializers import AlertSerializer, AnomalyEventSerializer, DetectRequestSerializer
 from anomalies.models import Alert, AnomalyEvent
+from anomalies.detector import Settings as DetectorSettings
 from anomalies.services import NoModel, points_score
 from ingestion.models import Sensor, SensorReading
 from ingestion.validation import parse_time, parse_value
@@ -77,11 +78,18 @@ class DetectAnomalyView(APIView):
                 return Response({"detail": f"More than {MAX_POINTS} stored readings in that range; narrow it."},
                                 status=413)
             times, values = [r[0] for r in rows], [r[1] for r in rows]
+        # Scored in time order (the detector reads the gaps between them), answered in the order sent.
+        order = sorted(range(len(times)), key=times.__getitem__)
         try:
-            model, detections = points_score(sensor=sensor, values=values)
+            model, scored = points_score(sensor=sensor, values=[values[i] for i in order],
+                                         times=[times[i] for i in order])
         except NoModel:
             return Response({"detail": f"Sensor {sensor.slug!r} has no trained model yet. It trains by itself once it "
-                                       "has enough readings (150); post readings and retry."}, status=409)
+                                       f"has enough readings ({DetectorSettings().warmup}); post readings and retry."},
+                            status=409)
+        detections = [None] * len(order)
+        for position, index in enumerate(order):
+            detections[index] = scored[position]
         threshold = settings.SENSORHUB_ANOMALY_EVENT_THRESHOLD
         return Response({
             "sensor": sensor.slug, "model_version": model.version, "trained_at": model.trained_at,

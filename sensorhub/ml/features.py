@@ -59,20 +59,24 @@ class WindowFeatures:
         self.abs_diff_short = Ewm(self.short_span)
         self.completed_runs = deque(maxlen=100)
 
-    def update(self, x: float) -> tuple[float, ...]:
+    def update(self, x: float, after_gap: bool = False) -> tuple[float, ...]:
+        """``after_gap``: the reading follows a silence far longer than the sensor's usual interval, so it is not
+        adjacent to the previous one: no step is measured across the gap and a repeated value does not extend a run.
+        """
         scale = max(self.long.std, self.abs_diff_long.mean, 1e-9 + 1e-6 * abs(self.long.mean))
-        diff = 0.0 if self.previous is None else x - self.previous
+        diff = 0.0 if self.previous is None or after_gap else x - self.previous
         typical_step = max(self.abs_diff_long.mean, 1e-9 + 1e-6 * abs(self.long.mean))
         level_z = (x - self.long.mean) / scale if self.count else 0.0
         spike_z = abs(diff) / typical_step if self.count > 1 else 0.0
         self.short.update(x)
         trend_z = (self.short.mean - self.long.mean) / scale if self.count else 0.0
-        self.abs_diff_short.update(abs(diff))
+        if not after_gap:  # a step across a gap says nothing about the sensor's reading-to-reading variability
+            self.abs_diff_short.update(abs(diff))
         # The same small floor on both sides: a flat series has a ratio of 1, not 0/tiny.
         floor = 1e-6 * (abs(self.long.mean) + 1.0)
         volatility_ratio = ((self.abs_diff_short.mean + floor) / (self.abs_diff_long.mean + floor)
                             if self.count > 1 else 1.0)
-        same = self.previous is not None and x == self.previous
+        same = self.previous is not None and x == self.previous and not after_gap
         if not same and self.run:
             self.completed_runs.append(self.run)
         self.run = self.run + 1 if same else 0
@@ -81,7 +85,8 @@ class WindowFeatures:
         longest = max(self.completed_runs, default=0)
         stuck_event = 1.0 if same and self.run == 2 * (longest + 1) else 0.0
         self.long.update(x)
-        self.abs_diff_long.update(abs(diff))
+        if not after_gap:
+            self.abs_diff_long.update(abs(diff))
         self.previous = x
         self.count += 1
         return (level_z, spike_z, trend_z, volatility_ratio, stuck_event)

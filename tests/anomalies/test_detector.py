@@ -52,12 +52,24 @@ def test_a_spike_is_the_top_score_and_is_explained():
 def test_a_reading_beyond_everything_seen_so_far_scores_one_and_says_so():
     values = seasonal(3000)
     top = max(values)
-    values[2000] = top + 0.1 * (top - min(values))  # 10 % above the highest reading so far
+    values[2000] = top + 0.3 * (top - min(values))  # 30 % above the highest reading so far
     detections = StreamingDetector().score_many(values)
     assert detections[2000].score == 1.0
     assert "beyond every value reported so far" in detections[2000].explanation(values[2000])
     # an ordinary reading is not explained by the range test
     assert "beyond every value" not in detections[2500].explanation(values[2500])
+
+
+def test_a_new_record_counts_for_less_while_the_range_is_still_growing():
+    def record_score(previous_record_at):
+        values = seasonal(3000)
+        width = max(values) - min(values)
+        values[previous_record_at] = max(values) + 0.05 * width
+        values[2000] = max(values) + 0.05 * width  # 5 % beyond: a record, but a modest one
+        return scores(values)[2000]
+
+    assert record_score(300) > 0.8  # the range had been stable for 1,700 readings …
+    assert record_score(1700) < 0.5  # … not when the last record was 300 readings ago
 
 
 def test_one_event_raises_one_alarm_not_dozens():
@@ -142,3 +154,63 @@ def test_the_fast_forest_scores_equal_scikit_learns():
     forest = IsolationForest(n_estimators=50, max_samples=256, random_state=0).fit(history)
     probe = np.vstack([rng.normal(size=(200, 5)), rng.normal(6, 1, size=(5, 5))])
     assert np.allclose(forest_outlyingness(forest, probe), -forest.score_samples(probe))
+
+
+def every_five_minutes(n: int, start: float = 1.7e9) -> list[float]:
+    return [start + 300.0 * i for i in range(n)]
+
+
+def test_evenly_spaced_timestamps_change_nothing_and_may_be_datetimes():
+    from datetime import datetime, timezone
+
+    values = seasonal(2500)
+    values[2200] += 15
+    times = every_five_minutes(len(values))
+    assert scores(values) == [d.score for d in StreamingDetector().score_many(values, times=times)]
+    as_datetimes = [datetime.fromtimestamp(t, tz=timezone.utc) for t in times]
+    assert ([d.score for d in StreamingDetector().score_many(values, times=as_datetimes)]
+            == [d.score for d in StreamingDetector().score_many(values, times=times)])
+    with pytest.raises(ValueError, match="times"):
+        StreamingDetector().score_many(values, times=times[:-1])
+
+
+def test_readings_across_a_long_gap_are_not_treated_as_adjacent():
+    # A daily cycle sampled every 5 minutes, with 6 hours missing: the reading after the gap is far from the one
+    # before it, but it is where the cycle is at that time, not a spike.
+    n = 3000
+    times = every_five_minutes(n + 72)
+    values = [20 + 3 * math.sin(2 * math.pi * (t - times[0]) / 86400) + random.Random(i).gauss(0, 0.05)
+              for i, t in enumerate(times)]
+    keep = [i for i in range(n + 72) if not 2400 <= i < 2472]  # the gap: 72 readings, 6 hours
+    values, times = [values[i] for i in keep], [times[i] for i in keep]
+    blind = StreamingDetector().score_many(values)  # without timestamps, the jump looks like a spike
+    aware = StreamingDetector().score_many(values, times=times)
+    assert blind[2400].score >= 0.5 and blind[2400].kind == "spike"
+    assert aware[2400].score < 0.3  # below the alarm thresholds: a pause is not a value anomaly
+    assert max(d.score for d in aware[2401:2600]) < 0.3
+    text = aware[2400].explanation(values[2400])
+    assert aware[2400].score == 0 or "silence" in text
+
+
+def test_timestamps_continue_through_pieces_and_pickles():
+    values = seasonal(4000)
+    values[3500] += 12
+    times = every_five_minutes(len(values))
+    del values[2700:2760], times[2700:2760]  # a 5-hour gap
+    whole = [d.score for d in StreamingDetector().score_many(values, times=times)]
+    detector = StreamingDetector()
+    detector.score_many(values[:2500], times=times[:2500])
+    restored = pickle.loads(pickle.dumps(detector))
+    assert [d.score for d in restored.score_many(values[2500:], times=times[2500:])] == whole[2500:]
+
+
+def test_a_detector_pickled_before_timestamps_existed_still_scores_with_them():
+    values = seasonal(3000)
+    detector = StreamingDetector()
+    detector.score_many(values[:2000])
+    old = detector.__dict__
+    del old["cadence"], old["likelihoods"]["gap"]  # what a detector pickled before timestamps holds
+    old["likelihoods"]["forest"].__dict__.pop("settle")
+    restored = pickle.loads(pickle.dumps(detector))
+    detections = restored.score_many(values[2000:], times=every_five_minutes(1000))
+    assert len(detections) == 1000 and all(0 <= d.score <= 1 for d in detections)

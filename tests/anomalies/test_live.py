@@ -81,6 +81,11 @@ def test_detect_anomaly_scores_given_points_without_changing_the_live_state(clie
     assert body["model_version"] == 1
     assert [p["is_anomaly"] for p in body["points"]] == [False, False, False, True, False]
     assert "observed 60" in body["points"][3]["explanation"]
+    # Scored in time order, answered in the order sent.
+    shuffled = client.post("/api/v1/detect_anomaly", {"sensor": "probe", "values": points[::-1]},
+                           content_type="application/json", headers={"X-API-Key": key}).json()
+    assert [p["time"] for p in shuffled["points"]] == [p["time"] for p in body["points"]][::-1]
+    assert [p["score"] for p in shuffled["points"]] == [p["score"] for p in body["points"]][::-1]
 
 
 @pytest.mark.django_db
