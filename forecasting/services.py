@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from anomalies.alerts import forecast_alert_evaluate, rule_for
@@ -315,17 +316,22 @@ def forecasts_prune(*, keep_days: int | None = None) -> int:
 # --- serving ---------------------------------------------------------------------------------------------------------
 
 def prediction(*, sensor: Sensor, horizon: int, interval: float) -> dict:
-    """What /predict answers: the stored forecast when it is fresh and fits the request, else one computed now."""
-    model = current_model(sensor=sensor)
-    fresh_after = timezone.now() - timedelta(seconds=settings.SENSORHUB_FORECAST_FRESH_SECONDS)
-    stored = (Forecast.objects.filter(sensor=sensor, model=model, created_at__gte=fresh_after)
-              .order_by("-created_at").only("origin", "points", "interval", "created_at").first())
+    """What /predict answers: the stored forecast when it is fresh — made by the current model from the latest complete
+    step, so recomputing would give the same — and fits the request; otherwise one computed now."""
+    latest_reading = SensorReading.objects.filter(sensor=sensor).order_by("-time").values("time")[:1]
+    model = (ForecastModel.objects.filter(sensor=sensor).order_by("-version")
+             .annotate(latest=Subquery(latest_reading)).first())  # one query for both
+    if model is None or model.latest is None:
+        raise NoModel(sensor.slug)
+    latest = model.latest
+    stored = (Forecast.objects.filter(sensor=sensor, model=model, origin=_floor(latest) - step())
+              .only("origin", "points", "interval", "created_at").first())
     if stored is not None and abs(stored.interval - interval) < 1e-9 and len(stored.points) >= horizon:
         points, origin, generated_at, source = stored.points[:horizon], stored.origin, stored.created_at, "stored"
     else:
         history = latest_window(sensor=sensor, days=settings.SENSORHUB_FORECAST_HISTORY_DAYS)
-        if history is None or not history.notna().any():
-            raise NoModel(sensor.slug)
+        if not history.notna().any():
+            raise NoModel(sensor.slug)  # silent for the whole history window: nothing to forecast from
         points = forecast_compute(model=model, history=history, horizon=horizon, interval=interval)
         origin, generated_at, source = history.index[-1].to_pydatetime(), timezone.now(), "computed"
     return {

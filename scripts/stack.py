@@ -352,7 +352,7 @@ def run() -> int:
         bin_dir = Path(PY).parent
         procs["gunicorn"] = spawn(
             [str(bin_dir / "gunicorn"), "sensorhub.wsgi", "--bind", f"{host}:{port}", "--no-control-socket",
-             "--workers", env.get("WEB_CONCURRENCY", "2"), "--threads", "4", "--timeout", "60",
+             "--workers", env.get("WEB_CONCURRENCY", "2"), "--threads", "4", "--timeout", "60", "--keep-alive", "5",
              "--graceful-timeout", "10"], env)
         procs["worker"] = spawn(
             [str(bin_dir / "celery"), "-A", "sensorhub", "worker", "--loglevel", "INFO",

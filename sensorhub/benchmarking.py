@@ -24,7 +24,8 @@ def gunicorn_server(*, workers: int, threads: int, rate_limits: str) -> Iterator
            "SENSORHUB_RATE_LIMITS": rate_limits}
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "sensorhub.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
-         str(workers), "--threads", str(threads), "--no-control-socket", "--timeout", "120"],
+         str(workers), "--threads", str(threads), "--no-control-socket", "--timeout", "120",
+         "--keep-alive", "5"],
         cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

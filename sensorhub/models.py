@@ -66,8 +66,12 @@ class ApiKey(models.Model):
         if not hasattr(self, "_allowed"):
             from ingestion.models import Sensor
 
-            site_ids = [site.pk for site in self.sites.all()]
-            sensor_ids = {sensor.pk for sensor in self.sensors.all()}
+            # One query for both limits (this runs on every API request made with a key).
+            sites = ApiKey.sites.through.objects.filter(apikey_id=self.pk).values_list("site_id", models.Value(0))
+            sensors = ApiKey.sensors.through.objects.filter(apikey_id=self.pk).values_list("sensor_id", models.Value(1))
+            rows = list(sites.union(sensors, all=True))
+            site_ids = [pk for pk, is_sensor in rows if not is_sensor]
+            sensor_ids = {pk for pk, is_sensor in rows if is_sensor}
             if site_ids:
                 sensor_ids |= set(Sensor.objects.filter(site_id__in=site_ids).values_list("pk", flat=True))
             self._allowed = sensor_ids if (site_ids or sensor_ids) else None

@@ -153,8 +153,6 @@ SENSORHUB_FORECAST_INTERVAL = env_float("SENSORHUB_FORECAST_INTERVAL", 0.9, mini
 SENSORHUB_FORECAST_TRAIN_DAYS = env_int("SENSORHUB_FORECAST_TRAIN_DAYS", 60, minimum=2)
 # Recent history a stored model forecasts from (models conditioned on the latest values read them from it).
 SENSORHUB_FORECAST_HISTORY_DAYS = env_int("SENSORHUB_FORECAST_HISTORY_DAYS", 14, minimum=1)
-# /predict serves the stored forecast while it is younger than this; otherwise it computes one.
-SENSORHUB_FORECAST_FRESH_SECONDS = env_int("SENSORHUB_FORECAST_FRESH_SECONDS", 1800, minimum=1)
 # Past forecasts kept to measure realised accuracy (their aggregates stay on the model version for good).
 SENSORHUB_FORECAST_KEEP_DAYS = env_int("SENSORHUB_FORECAST_KEEP_DAYS", 30, minimum=1)
 

@@ -13,7 +13,7 @@ from tests.forecasting.helpers import daily_cycle, ingest, now_hour
 @pytest.fixture
 def trained(db):
     sensor = make_sensor(slug="oven", unit="°C")
-    ingest("oven", *daily_cycle(8, end=now_hour() - timedelta(minutes=5)))
+    ingest("oven", *daily_cycle(8, end=now_hour() - timedelta(hours=3, minutes=5)))
     return forecast_model_train(sensor=sensor)
 
 
@@ -43,10 +43,13 @@ def test_another_interval_is_computed_on_demand_and_is_wider_when_asked_for_more
     assert width(wide) > width(narrow) > 0
 
 
-def test_a_stale_stored_forecast_is_not_served(client, trained):
-    Forecast.objects.update(created_at=Forecast.objects.get().created_at - timedelta(hours=2))
-    body = post(client, make_api_key("ml:read"), sensor="oven").json()
+def test_a_stored_forecast_that_newer_readings_overtook_is_not_served(client, trained):
+    key = make_api_key("ml:read")
+    assert post(client, key, sensor="oven").json()["source"] == "stored"
+    ingest("oven", *daily_cycle(3 / 24, end=now_hour() - timedelta(minutes=5), seed=5))
+    body = post(client, key, sensor="oven").json()  # three more hours are complete: the stored one is stale
     assert body["source"] == "computed" and len(body["points"]) == 24
+    assert body["origin"] > Forecast.objects.get().origin.isoformat().replace("+00:00", "Z")
 
 
 @pytest.mark.django_db
