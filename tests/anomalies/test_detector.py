@@ -214,3 +214,18 @@ def test_a_detector_pickled_before_timestamps_existed_still_scores_with_them():
     restored = pickle.loads(pickle.dumps(detector))
     detections = restored.score_many(values[2000:], times=every_five_minutes(1000))
     assert len(detections) == 1000 and all(0 <= d.score <= 1 for d in detections)
+
+
+def test_one_burst_does_not_redefine_the_typical_step():
+    from sensorhub.ml.features import WindowFeatures
+
+    values = seasonal(1200)
+    for i in range(800, 806):  # a burst of huge steps
+        values[i] += 40 * (-1) ** i
+    values[1000] += 4  # later, a jump of ~10 ordinary steps
+    clipped, unclipped = WindowFeatures(), WindowFeatures(step_clip=math.inf)
+    spike = {}
+    for name, features in (("clipped", clipped), ("unclipped", unclipped)):
+        spike[name] = [features.update(x)[1] for x in values][1000]
+    # measured against a typical step the burst inflated, the jump would look like ~3 steps
+    assert spike["clipped"] > 7 and spike["clipped"] > 2.5 * spike["unclipped"]
