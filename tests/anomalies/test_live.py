@@ -81,6 +81,12 @@ def test_detect_anomaly_scores_given_points_without_changing_the_live_state(clie
     assert body["model_version"] == 1
     assert [p["is_anomaly"] for p in body["points"]] == [False, False, False, True, False]
     assert "observed 60" in body["points"][3]["explanation"]
+    # The shared forest is used, not consumed: the same request scores the same, and the model keeps its forest.
+    again = client.post("/api/v1/detect_anomaly", {"sensor": "probe", "values": points},
+                        content_type="application/json", headers={"X-API-Key": key}).json()
+    assert again["points"] == body["points"]
+    model = AnomalyModel.objects.get(sensor__slug="probe")
+    assert artifact_load(model.artifact, model.sha256).forest is not None
     # Scored in time order, answered in the order sent.
     shuffled = client.post("/api/v1/detect_anomaly", {"sensor": "probe", "values": points[::-1]},
                            content_type="application/json", headers={"X-API-Key": key}).json()

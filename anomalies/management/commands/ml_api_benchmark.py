@@ -1,5 +1,6 @@
 """Latency of POST /api/v1/detect_anomaly (100 points) or /api/v1/predict (24 steps) under load: gunicorn as
-`make run` starts it, locust at a fixed rate.
+`make run` starts it, locust at a fixed rate. Users start over 5 s and the figures count from when all are running
+(--reset-stats): steady state at the given rate, not 100 clients' first requests arriving in the same instant.
 
 Measures and reports; asserts nothing. Its sensor, model and key are removed at the end."""
 import csv
@@ -63,7 +64,7 @@ class Command(BaseCommand):
                 result = subprocess.run(
                     [str(Path(sys.executable).parent / "locust"), "-f", str(ROOT / "scripts" / "locustfile.py"),
                      "DetectAnomalyUser" if endpoint == "detect" else "PredictUser",
-                     "--headless", "--users", str(rate), "--spawn-rate", str(rate), "--run-time", f"{seconds}s",
+                     "--headless", "--users", str(rate), "--spawn-rate", str(max(1, rate // 5)), "--reset-stats", "--run-time", f"{seconds}s",
                      "--host", f"http://127.0.0.1:{port}", "--csv", str(out_dir / endpoint), "--only-summary"],
                     env={**os.environ, "BENCH_API_KEY": secret, "BENCH_SENSOR": SLUG}, capture_output=True,
                     text=True)
