@@ -97,3 +97,28 @@ def test_realised_accuracy_is_measured_once_the_actual_readings_arrive():
     assert (model.realised_forecasts, model.realised_points) == (1, 6)
     assert model.realised_mae == pytest.approx(forecast.realised_mae)
     assert forecasts_evaluate(sensor=sensor) == 0  # each forecast is judged once
+
+
+@pytest.mark.django_db
+def test_the_refresh_task_judges_old_forecasts_stores_a_new_one_and_alerts_on_a_crossing():
+    from anomalies.models import Alert, AlertRule
+    from forecasting.tasks import refresh_sensor
+
+    sensor = make_sensor(slug="heater", unit="°C")
+    AlertRule.objects.create(sensor=sensor, forecast_above=30.0)
+    end = now_hour() - timedelta(hours=30)
+    ingest("heater", *daily_cycle(6, end=end, level=20.0, amplitude=3.0))
+    model = forecast_model_train(sensor=sensor)
+    first = Forecast.objects.get(model=model)
+    # A day and more later the sensor runs hot: the stored model's next forecast rises past the rule's limit.
+    times, values = daily_cycle(30 / 24, end=now_hour() - timedelta(minutes=5), seed=4, level=20.0, amplitude=3.0)
+    values = [v + 25.0 * i / len(values) for i, v in enumerate(values)]
+    ingest("heater", times, values)
+    refresh_sensor(sensor.pk)  # the beat's per-sensor task, run inline
+    first.refresh_from_db()
+    assert first.evaluated_at is not None and first.realised_points == 24
+    assert Forecast.objects.filter(sensor=sensor).count() == 2
+    latest = Forecast.objects.filter(sensor=sensor).latest("origin")
+    assert any(p["yhat"] > 30.0 for p in latest.points[:12])  # the new forecast crosses within the 12 h reach
+    alert = Alert.objects.get(sensor=sensor, source="forecast")
+    assert "will exceed 30 °C" in alert.explanation and alert.forecast_model == model
