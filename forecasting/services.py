@@ -8,6 +8,7 @@ series end at the last complete step, which is a forecast's ``origin``.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -17,7 +18,6 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Subquery
 from django.utils import timezone
 
 from anomalies.alerts import forecast_alert_evaluate, rule_for
@@ -318,14 +318,25 @@ def forecasts_prune(*, keep_days: int | None = None) -> int:
 def prediction(*, sensor: Sensor, horizon: int, interval: float) -> dict:
     """What /predict answers: the stored forecast when it is fresh — made by the current model from the latest complete
     step, so recomputing would give the same — and fits the request; otherwise one computed now."""
-    latest_reading = SensorReading.objects.filter(sensor=sensor).order_by("-time").values("time")[:1]
-    model = (ForecastModel.objects.filter(sensor=sensor).order_by("-version")
-             .annotate(latest=Subquery(latest_reading)).first())  # one query for both
+    # One plain query (this is /predict's hot path): the current model, the sensor's latest reading, and the stored
+    # forecast that model made from the last complete step before it, if any.
+    seconds = settings.SENSORHUB_FORECAST_STEP_SECONDS
+    model = next(iter(ForecastModel.objects.raw(
+        "SELECT m.*, r.latest, f.id AS forecast_id, f.origin AS forecast_origin, f.interval AS forecast_interval, "
+        "f.created_at AS forecast_created_at, f.points AS forecast_points "
+        "FROM (SELECT * FROM forecasting_forecastmodel WHERE sensor_id = %s ORDER BY version DESC LIMIT 1) m "
+        "CROSS JOIN (SELECT max(time) AS latest FROM ingestion_sensorreading WHERE sensor_id = %s) r "
+        "LEFT JOIN forecasting_forecast f ON f.sensor_id = m.sensor_id AND f.model_id = m.id "
+        "AND f.origin = to_timestamp(floor(extract(epoch FROM r.latest) / %s) * %s - %s)",
+        [sensor.pk, sensor.pk, seconds, seconds, seconds])), None)
     if model is None or model.latest is None:
         raise NoModel(sensor.slug)
-    latest = model.latest
-    stored = (Forecast.objects.filter(sensor=sensor, model=model, origin=_floor(latest) - step())
-              .only("origin", "points", "interval", "created_at").first())
+    stored = None
+    if model.forecast_id is not None:
+        points = model.forecast_points
+        stored = Forecast(id=model.forecast_id, origin=model.forecast_origin, interval=model.forecast_interval,
+                          created_at=model.forecast_created_at,
+                          points=json.loads(points) if isinstance(points, str) else points)
     if stored is not None and abs(stored.interval - interval) < 1e-9 and len(stored.points) >= horizon:
         points, origin, generated_at, source = stored.points[:horizon], stored.origin, stored.created_at, "stored"
     else:

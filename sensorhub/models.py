@@ -1,5 +1,5 @@
 from django.contrib.postgres.fields import ArrayField
-from django.db import models
+from django.db import connection, models
 
 from sensorhub.choices import Scope, StorageStrategy
 
@@ -66,10 +66,14 @@ class ApiKey(models.Model):
         if not hasattr(self, "_allowed"):
             from ingestion.models import Sensor
 
-            # One query for both limits (this runs on every API request made with a key).
-            sites = ApiKey.sites.through.objects.filter(apikey_id=self.pk).values_list("site_id", models.Value(0))
-            sensors = ApiKey.sensors.through.objects.filter(apikey_id=self.pk).values_list("sensor_id", models.Value(1))
-            rows = list(sites.union(sensors, all=True))
+            # One plain query for both limits: this runs on every API request made with a key, and the ORM's
+            # compilation of the equivalent union cost ten times the query itself.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT site_id, 0 FROM {ApiKey.sites.through._meta.db_table} WHERE apikey_id = %s UNION ALL "
+                    f"SELECT sensor_id, 1 FROM {ApiKey.sensors.through._meta.db_table} WHERE apikey_id = %s",
+                    [self.pk, self.pk])
+                rows = cursor.fetchall()
             site_ids = [pk for pk, is_sensor in rows if not is_sensor]
             sensor_ids = {pk for pk, is_sensor in rows if is_sensor}
             if site_ids:
