@@ -1,19 +1,18 @@
 import logging
 
 from celery import shared_task
-from django.db import OperationalError
 
 from anomalies.alerts import TransientDeliveryError, delivery_attempt, delivery_give_up
 from anomalies.models import Delivery
 from anomalies.services import anomaly_model_train, anomaly_models_retrain, readings_score
 from ingestion.models import Sensor
 from ingestion.services import scoring_started
+from sensorhub.celery import DB_RETRY
 
 logger = logging.getLogger(__name__)
-RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "retry_jitter": True, "max_retries": 3}
 
 
-@shared_task(name="anomalies.score_new_readings", ignore_result=True, **RETRY)
+@shared_task(name="anomalies.score_new_readings", ignore_result=True, **DB_RETRY)
 def score_new_readings(sensor_id: int, start: str | None = None, end: str | None = None) -> None:
     """Enqueued by ingestion after each commit, once per touched sensor; scores everything not scored yet."""
     scoring_started(sensor_id=sensor_id)
@@ -26,7 +25,7 @@ def score_new_readings(sensor_id: int, start: str | None = None, end: str | None
         logger.info("anomalies detected", extra={"sensor_id": sensor_id, "events": len(events)})
 
 
-@shared_task(name="anomalies.train_model", **RETRY)
+@shared_task(name="anomalies.train_model", **DB_RETRY)
 def train_model(sensor_id: int) -> int | None:
     sensor = Sensor.objects.filter(pk=sensor_id).first()
     model = anomaly_model_train(sensor=sensor) if sensor else None
@@ -48,6 +47,6 @@ def deliver(self, delivery_id: int) -> None:
         raise
 
 
-@shared_task(name="anomalies.retrain_models", **RETRY)
+@shared_task(name="anomalies.retrain_models", **DB_RETRY)
 def retrain_models() -> int:
     return anomaly_models_retrain()

@@ -126,17 +126,8 @@ def _finite(value) -> float:
 
 
 def _metrics_dict(metrics) -> dict:
-    def clean(value):
-        return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else round(value, 6)
-    return {"mase": clean(metrics.mase), "mae": clean(metrics.mae), "mape": clean(metrics.mape),
-            "coverage": clean(metrics.coverage), "fit_seconds": clean(metrics.fit_seconds)}
-
-
-def current_model(*, sensor: Sensor) -> ForecastModel:
-    model = ForecastModel.objects.filter(sensor=sensor).order_by("-version").first()
-    if model is None:
-        raise NoModel(sensor.slug)
-    return model
+    return {name: _json_number(getattr(metrics, name), digits=6)
+            for name in ("mase", "mae", "mape", "coverage", "fit_seconds")}
 
 
 def forecast_compute(*, model: ForecastModel, history: pd.Series, horizon: int, interval: float) -> list[dict]:
@@ -322,7 +313,7 @@ def prediction(*, sensor: Sensor, horizon: int, interval: float) -> dict:
     # forecast that model made from the last complete step before it, if any.
     seconds = settings.SENSORHUB_FORECAST_STEP_SECONDS
     model = next(iter(ForecastModel.objects.raw(
-        "SELECT m.*, r.latest, f.id AS forecast_id, f.origin AS forecast_origin, f.interval AS forecast_interval, "
+        "SELECT m.*, r.latest, f.origin AS forecast_origin, f.interval AS forecast_interval, "
         "f.created_at AS forecast_created_at, f.points AS forecast_points "
         "FROM (SELECT * FROM forecasting_forecastmodel WHERE sensor_id = %s ORDER BY version DESC LIMIT 1) m "
         "CROSS JOIN (SELECT max(time) AS latest FROM ingestion_sensorreading WHERE sensor_id = %s) r "
@@ -331,14 +322,11 @@ def prediction(*, sensor: Sensor, horizon: int, interval: float) -> dict:
         [sensor.pk, sensor.pk, seconds, seconds, seconds])), None)
     if model is None or model.latest is None:
         raise NoModel(sensor.slug)
-    stored = None
-    if model.forecast_id is not None:
-        points = model.forecast_points
-        stored = Forecast(id=model.forecast_id, origin=model.forecast_origin, interval=model.forecast_interval,
-                          created_at=model.forecast_created_at,
-                          points=json.loads(points) if isinstance(points, str) else points)
-    if stored is not None and abs(stored.interval - interval) < 1e-9 and len(stored.points) >= horizon:
-        points, origin, generated_at, source = stored.points[:horizon], stored.origin, stored.created_at, "stored"
+    # None when the current model has no forecast from the latest complete step (Django leaves jsonb as text).
+    stored = json.loads(model.forecast_points) if model.forecast_points is not None else None
+    if stored is not None and abs(model.forecast_interval - interval) < 1e-9 and len(stored) >= horizon:
+        points, origin, generated_at = stored[:horizon], model.forecast_origin, model.forecast_created_at
+        source = "stored"
     else:
         history = latest_window(sensor=sensor, days=settings.SENSORHUB_FORECAST_HISTORY_DAYS)
         if not history.notna().any():
@@ -349,7 +337,7 @@ def prediction(*, sensor: Sensor, horizon: int, interval: float) -> dict:
         "sensor": sensor.slug, "unit": sensor.unit, "step_seconds": settings.SENSORHUB_FORECAST_STEP_SECONDS,
         "horizon": horizon, "interval": interval, "origin": origin, "generated_at": generated_at, "source": source,
         "model": {"name": model.name, "version": model.version, "trained_at": model.trained_at,
-                  "backtest": {"mase": _none_if_nan(model.mase), "mae": _none_if_nan(model.mae),
+                  "backtest": {"mase": _json_number(model.mase), "mae": _json_number(model.mae),
                                "coverage": model.coverage},
                   "realised": {"forecasts": model.realised_forecasts, "points": model.realised_points,
                                "mae": model.realised_mae, "mape": model.realised_mape,
@@ -358,5 +346,8 @@ def prediction(*, sensor: Sensor, horizon: int, interval: float) -> dict:
     }
 
 
-def _none_if_nan(value):
-    return None if value is None or not math.isfinite(value) else value
+def _json_number(value, digits: int | None = None):
+    """JSON has no NaN: undefined metrics are null."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, digits) if digits is not None else value

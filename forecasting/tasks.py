@@ -1,17 +1,16 @@
 import logging
 
 from celery import shared_task
-from django.db import OperationalError
 
 from forecasting.models import ForecastModel
 from forecasting.services import forecast_model_train, forecast_refresh, forecasts_evaluate, forecasts_prune
 from ingestion.models import Sensor
+from sensorhub.celery import DB_RETRY
 
 logger = logging.getLogger(__name__)
-RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "retry_jitter": True, "max_retries": 3}
 
 
-@shared_task(name="forecasting.train_model", **RETRY)
+@shared_task(name="forecasting.train_model", **DB_RETRY)
 def train_model(sensor_id: int) -> int | None:
     """Backtest, choose and store the sensor's forecaster; returns its version (None while warming up)."""
     sensor = Sensor.objects.filter(pk=sensor_id).first()
@@ -32,7 +31,7 @@ def train_models(only_missing: bool = False) -> int:
     return len(ids)
 
 
-@shared_task(name="forecasting.refresh_sensor", ignore_result=True, **RETRY)
+@shared_task(name="forecasting.refresh_sensor", ignore_result=True, **DB_RETRY)
 def refresh_sensor(sensor_id: int) -> None:
     sensor = Sensor.objects.filter(pk=sensor_id).first()
     if sensor is None:

@@ -2,10 +2,14 @@ import os
 
 from celery import Celery
 from celery.signals import before_task_publish, task_postrun, task_prerun
+from django.db import OperationalError
 
 from sensorhub.logging import request_id_var, task_id_var
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sensorhub.settings")
+
+# Database tasks retry a lost connection or a deadlock with backoff (the retry policy every app's tasks share).
+DB_RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "retry_jitter": True, "max_retries": 3}
 
 app = Celery("sensorhub")
 app.config_from_object("django.conf:settings", namespace="CELERY")
