@@ -13,6 +13,7 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -183,7 +184,7 @@ def forecast_crossing(*, sensor: Sensor, forecast: Forecast, within: timedelta, 
     high, low = (min(highs) if highs else None), (max(lows) if lows else None)
     if high is None and low is None:
         return None
-    z = _z(forecast.interval)
+    z = NormalDist().inv_cdf((1 + forecast.interval) / 2)  # the interval's half-width in standard deviations
     for point in forecast.points:
         at = datetime.fromisoformat(point["time"].replace("Z", "+00:00"))
         if at + step() <= now:
@@ -196,7 +197,7 @@ def forecast_crossing(*, sensor: Sensor, forecast: Forecast, within: timedelta, 
                 continue
             margin = (yhat - limit) if direction == "above" else (limit - yhat)
             if margin > 0:
-                probability = 0.5 * math.erfc(-margin / sigma / math.sqrt(2))
+                probability = NormalDist().cdf(margin / sigma)
                 hours = max((at - now).total_seconds() / 3600, 0)
                 verb = "exceed" if direction == "above" else "fall below"
                 unit = f" {sensor.unit}" if sensor.unit else ""
@@ -206,18 +207,6 @@ def forecast_crossing(*, sensor: Sensor, forecast: Forecast, within: timedelta, 
                     f"{point['lower']:.4g} to {point['upper']:.4g}; {forecast.model.name} v{forecast.model.version})")
                 return Crossing(at, yhat, limit, direction, round(probability, 4), explanation)
     return None
-
-
-def _z(interval: float) -> float:
-    # Two-sided normal quantile for the interval (inverse erf by bisection keeps scipy out of the hot path).
-    lo, hi = 0.0, 10.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if math.erf(mid / math.sqrt(2)) < interval:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
 
 
 def _about(hours: float) -> str:
