@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import pickle
@@ -112,21 +111,24 @@ def points_score(*, sensor: Sensor, values: list[float], times: list | None = No
 
     ``times`` (optional, one per value: datetimes or epoch seconds) lets the model take gaps since its last reading
     and between the values into account; without them the values are taken to follow at the usual interval."""
-    model = AnomalyModel.objects.filter(sensor=sensor).order_by("-version").first()
+    # A plain query on /detect_anomaly's hot path (the ORM's compilation cost more than the query); the instance's
+    # other fields load on access.
+    model = next(iter(AnomalyModel.objects.raw(
+        f"SELECT id, sensor_id, version, artifact, sha256, trained_at FROM {AnomalyModel._meta.db_table} "
+        "WHERE sensor_id = %s ORDER BY version DESC LIMIT 1", [sensor.pk])), None)
     if model is None:
         raise NoModel(sensor.slug)
     state, forest = _frozen(model.artifact, model.sha256)
     detector = pickle.loads(state)
-    detector.forest = forest  # shared: scoring only reads it (a refit replaces the attribute, never mutates it)
+    detector.forest = forest  # shared: scoring only reads it, and the scoring copy never refits
     return model, detector.score_many(values, times=times)
 
 
 @lru_cache(maxsize=256)
 def _frozen(artifact: str, sha256: str) -> tuple[bytes, object]:
-    """The detector's state as pickled bytes, without its Isolation Forest, and the forest itself. A fresh state per
-    request from bytes costs ~0.5 ms; the forest is 80 % of the pickle and never changes while scoring."""
-    detector = copy.copy(artifact_load(artifact, sha256))
-    forest, detector.forest = detector.forest, None
+    """The model's scoring copy (no refits, no feature history) as pickled bytes, and its Isolation Forest apart.
+    A fresh state per request from ~25 KB of bytes costs ~0.2 ms; the forest never changes while scoring."""
+    detector, forest = artifact_load(artifact, sha256).scoring_copy()
     return pickle.dumps(detector), forest
 
 

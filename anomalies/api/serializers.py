@@ -14,14 +14,11 @@ class AnomalyEventSerializer(serializers.ModelSerializer):
                   "model_version", "created_at"]
 
 
-class DetectPointSerializer(serializers.Serializer):
-    time = serializers.DateTimeField()
-    value = serializers.FloatField()
-
-
 class DetectRequestSerializer(serializers.Serializer):
     sensor = serializers.CharField()
-    values = serializers.ListField(child=serializers.DictField(), required=False)
+    # Each point is checked by the view, one error per bad item (index and reason), without a serializer per point.
+    values = serializers.ListField(required=False, help_text="[{time, value}, …]: time ISO 8601 with an offset "
+                                   "or epoch seconds, value a number.")
     start = serializers.DateTimeField(required=False)
     end = serializers.DateTimeField(required=False)
 

@@ -63,6 +63,9 @@ class DetectAnomalyView(APIView):
                                 status=413)
             times, values, errors = [], [], []
             for index, point in enumerate(q["values"]):
+                if not isinstance(point, dict):
+                    errors.append({"index": index, "reason": f"expected an object {{time, value}}, got {point!r:.40}"})
+                    continue
                 at, value = parse_time(point.get("time")), parse_value(point.get("value"))
                 if isinstance(at, str) or isinstance(value, str):
                     errors.append({"index": index, "reason": at if isinstance(at, str) else value})

@@ -106,6 +106,10 @@ def test_detect_anomaly_errors_say_what_to_do(client):
     bad = post({"sensor": "fresh", "values": [{"time": "later", "value": 1}, {"time": "2026-12-01T00:00:00Z",
                                                                                 "value": "x"}]})
     assert bad.status_code == 400 and [e["index"] for e in bad.json()["errors"]] == [0, 1]
+    not_objects = post({"sensor": "fresh", "values": [{"time": "2026-12-01T00:00:00Z", "value": 1}, 21.5, None]})
+    assert not_objects.status_code == 400, not_objects.content
+    assert [e["index"] for e in not_objects.json()["errors"]] == [1, 2]
+    assert "expected an object" in not_objects.json()["errors"][0]["reason"]
     many = post({"sensor": "fresh", "values": [{"time": "2026-12-01T00:00:00Z", "value": 1}] * 10_001})
     assert many.status_code == 413
     assert client.post("/api/v1/detect_anomaly", {"sensor": "fresh"}, content_type="application/json",
