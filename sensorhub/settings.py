@@ -82,7 +82,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_redis_url("REDIS_URL")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "sensorhub.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "sensorhub",
         "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
