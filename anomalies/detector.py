@@ -27,6 +27,7 @@ import math
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
@@ -227,14 +228,18 @@ class StreamingDetector:
         if "cadence" not in state:
             self._add_cadence()
 
-    def scoring_copy(self) -> tuple["StreamingDetector", IsolationForest | None]:
-        """A copy of this detector that scores with its current forest but never refits it, and its forest: the
-        model as trained, as /detect_anomaly scores against it. It keeps no feature history (80 % of the state
-        without the forest), so the copy pickles small; the forest is returned apart, to be shared read-only."""
+    def scoring_copy(self) -> "StreamingDetector":
+        """A copy of this detector that scores with its current forest but never refits it: the model as trained,
+        as /detect_anomaly scores against it. It keeps no feature history (nothing to refit on), so ``fork`` is
+        cheap."""
         frozen = copy.copy(self)
-        frozen.forest = None
-        frozen.feature_history = deque(maxlen=0)  # nothing to refit on: the forest stays the trained one
-        return frozen, self.forest
+        frozen.feature_history = deque(maxlen=0)
+        return frozen.fork()
+
+    def fork(self) -> "StreamingDetector":
+        """An independent copy to score with: scoring the copy never changes this detector. The forest is shared
+        (scoring only reads it; a refit replaces it). ~10x cheaper than a pickle round trip of the same state."""
+        return _fork(self)
 
     def score_many(self, values, times=None) -> list[Detection]:
         """Score readings in order. ``times`` (optional, same length): each reading's timestamp, as datetimes or
@@ -364,8 +369,39 @@ def forest_outlyingness(forest: IsolationForest, rows) -> np.ndarray:
             forest._average_path_length_per_tree):
         leaves = tree.tree_.apply(np.ascontiguousarray(X[:, features]) if subsample else X)
         depths += path_lengths[leaves] + average_lengths[leaves] - 1.0
-    denominator = len(forest.estimators_) * _average_path_length([forest._max_samples])[0]
+    denominator = len(forest.estimators_) * _average_path(forest._max_samples)
     return 2.0 ** (-depths / denominator) if denominator else np.ones(len(X))
+
+
+@lru_cache(maxsize=16)
+def _average_path(samples: int) -> float:
+    # scikit-learn's own function validates its input as an array: 0.3 ms, more than scoring one reading.
+    return float(_average_path_length([samples])[0])
+
+
+# What a fork shares with the original: values nobody changes in place (a refit replaces the forest, never edits it).
+_SHARED = (int, float, str, bool, type(None), tuple, Settings, IsolationForest)
+
+
+def _fork(value):
+    """A copy of detector state in which every mutable part is new: objects attribute by attribute, dicts item by
+    item. Deques are copied shallowly: the detector keeps only numbers and tuples in them."""
+    if isinstance(value, _SHARED):
+        return value
+    if isinstance(value, deque):
+        return value.copy()
+    if isinstance(value, dict):
+        copied = value.copy()  # a defaultdict keeps its factory
+        for key, item in copied.items():
+            if not isinstance(item, _SHARED):
+                copied[key] = _fork(item)
+        return copied
+    clone = object.__new__(type(value))
+    for name in getattr(type(value), "__slots__", ()):
+        setattr(clone, name, _fork(getattr(value, name)))
+    if hasattr(value, "__dict__"):
+        clone.__dict__.update({name: _fork(item) for name, item in value.__dict__.items()})
+    return clone
 
 
 def _epoch_seconds(t) -> float:

@@ -229,3 +229,20 @@ def test_one_burst_does_not_redefine_the_typical_step():
         spike[name] = [features.update(x)[1] for x in values][1000]
     # measured against a typical step the burst inflated, the jump would look like ~3 steps
     assert spike["clipped"] > 7 and spike["clipped"] > 2.5 * spike["unclipped"]
+
+
+def test_scoring_a_fork_leaves_the_detector_as_it_was():
+    values = seasonal(2600)
+    times = [60.0 * i for i in range(len(values))]
+    detector = StreamingDetector()
+    detector.score_many(values[:2500], times=times[:2500])
+    frozen = detector.scoring_copy()
+    assert frozen.forest is detector.forest  # shared, not copied
+    before = pickle.dumps(frozen)
+    spiked = values[2500:] + [99.0]
+    forked = [d.score for d in frozen.fork().score_many(spiked, times=times[2500:] + [times[-1] + 60])]
+    assert pickle.dumps(frozen) == before
+    # a fork scores exactly as a full copy of the same state does
+    copied = pickle.loads(pickle.dumps(frozen))
+    assert forked == [d.score for d in copied.score_many(spiked, times=times[2500:] + [times[-1] + 60])]
+    assert forked[-1] > 0.9
