@@ -13,6 +13,13 @@ from contextlib import contextmanager
 from django.conf import settings
 
 
+def default_web_layout() -> tuple[int, int]:
+    """Gunicorn's workers and threads as `make run` picks them (scripts/stack.py): WEB_CONCURRENCY processes (default
+    two per core) × WEB_THREADS threads (default 2)."""
+    return (int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1)),
+            int(os.environ.get("WEB_THREADS") or 2))
+
+
 @contextmanager
 def gunicorn_server(*, workers: int, threads: int, rate_limits: str) -> Iterator[int]:
     """Start gunicorn with production settings (DEBUG off, quiet logs, the given rate limits), wait until /health

@@ -24,7 +24,7 @@ from ingestion.models import Sensor, SensorReading, Site
 from ingestion.parsing import Columns
 from ingestion.services import readings_ingest
 from sensorhub.apikeys import api_key_create
-from sensorhub.benchmarking import gunicorn_server
+from sensorhub.benchmarking import default_web_layout, gunicorn_server
 from sensorhub.models import ApiKey
 
 ROOT = Path(settings.BASE_DIR)
@@ -37,8 +37,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--rate", type=int, default=100, help="requests per second (one per simulated user)")
         parser.add_argument("--seconds", type=int, default=30)
-        parser.add_argument("--web-workers", type=int, default=2)
-        parser.add_argument("--web-threads", type=int, default=4)
+        workers, threads = default_web_layout()
+        parser.add_argument("--web-workers", type=int, default=workers, help="gunicorn processes (as make run)")
+        parser.add_argument("--web-threads", type=int, default=threads, help="gunicorn threads per process (as make run)")
         parser.add_argument("--endpoint", choices=["detect", "predict"], default="detect")
 
     def handle(self, *args, rate, seconds, web_workers, web_threads, endpoint, **options):

@@ -21,7 +21,7 @@ from django.db import connection
 
 from ingestion.models import Sensor, SensorReading, Site
 from sensorhub.apikeys import api_key_create
-from sensorhub.benchmarking import gunicorn_server
+from sensorhub.benchmarking import default_web_layout, gunicorn_server
 from sensorhub.models import ApiKey
 from sensorhub.storage import rollups_refresh
 
@@ -42,8 +42,9 @@ class Command(BaseCommand):
         parser.add_argument("--batch", type=int, default=5_000)
         parser.add_argument("--clients", type=int, default=4)
         parser.add_argument("--sensors", type=int, default=100)
-        parser.add_argument("--web-workers", type=int, default=2)
-        parser.add_argument("--web-threads", type=int, default=4, help="gunicorn threads per worker (as make run)")
+        workers, threads = default_web_layout()
+        parser.add_argument("--web-workers", type=int, default=workers, help="gunicorn processes (as make run)")
+        parser.add_argument("--web-threads", type=int, default=threads, help="gunicorn threads per process (as make run)")
         parser.add_argument("--query-repeats", type=int, default=20)
         parser.add_argument("--json", dest="json_out", help="Also write the results to this JSON file.")
 
