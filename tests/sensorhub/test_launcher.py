@@ -1,5 +1,7 @@
 """`make run` as a new user meets it: embedded services, migrations, admin, demo, web, worker and beat; Ctrl-C stops all."""
 import http.cookiejar
+import importlib.util
+import json
 import os
 import re
 import signal
@@ -43,8 +45,14 @@ def launcher(tmp_path):
     try:
         yield proc, f"http://127.0.0.1:{port}", output, tmp_path / "var"
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # a failed test: stop what the launcher started too, not only the launcher
+            tree = psutil.Process(proc.pid).children(recursive=True)
             proc.kill()
+            for child in tree:
+                try:
+                    child.kill()
+                except psutil.NoSuchProcess:
+                    pass
         subprocess.run([sys.executable, "scripts/stack.py", "down"], cwd=ROOT, env=env, capture_output=True)
 
 
@@ -76,6 +84,12 @@ def test_make_run_brings_up_the_whole_product_and_ctrl_c_stops_it(launcher):
     _, metrics, _ = get(f"{base}/metrics")
     assert re.search(rb'django_http_responses_total_by_status_total\{status="200"\} [1-9]', metrics)
 
+    # Every process's log lines go to var/log/<name>.log; the terminal keeps the banner and warnings, not INFO lines.
+    worker_log = (var / "log" / "worker.log").read_text()
+    assert "worker@" in worker_log and '"level": "INFO"' in worker_log
+    assert (var / "log" / "web.log").exists() and (var / "log" / "beat.log").exists()
+    assert '"level": "INFO"' not in output.read_text()
+
     children = psutil.Process(proc.pid).children(recursive=True)
     names = " ".join(" ".join(child.cmdline()) for child in children)
     assert "gunicorn" in names and "worker" in names and "beat" in names
@@ -86,4 +100,23 @@ def test_make_run_brings_up_the_whole_product_and_ctrl_c_stops_it(launcher):
     assert not alive, f"still running after Ctrl-C: {[p.cmdline() for p in alive]}"
     with pytest.raises(OSError):
         get(f"{base}/health", timeout=2)
-    assert "all processes stopped" in output.read_text()
+    printed = output.read_text()
+    assert "all processes stopped" in printed
+    assert "WorkerLostError" not in printed  # Celery finished its running tasks instead of losing them
+
+
+def test_the_terminal_shows_warnings_and_errors_in_one_readable_line_each(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("stack", ROOT / "scripts" / "stack.py")
+    stack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stack)
+    monkeypatch.setattr(stack, "VAR", tmp_path)
+    quiet, loud = stack.ProcessLog("worker", echo_all=False), stack.ProcessLog("worker", echo_all=True)
+    info = json.dumps({"level": "INFO", "logger": "anomalies.services", "message": "trained anomaly model"})
+    failed = json.dumps({"level": "ERROR", "logger": "celery.app.trace", "message": "Task failed",
+                         "exc_info": "Traceback (most recent call last):\n  ...\nValueError: bad value"})
+    assert quiet.terminal_line(info) is None
+    assert quiet.terminal_line(failed) == f"ERROR celery.app.trace: Task failed (traceback in {tmp_path}/log/worker.log)"
+    assert quiet.terminal_line("[2026-12-04 07:00:00 +0000] [12] [INFO] Booting worker with pid: 12") is None
+    assert quiet.terminal_line("[2026-12-04 07:00:00 +0000] [12] [ERROR] Worker timeout") is not None
+    assert quiet.terminal_line(" -------------- worker@host v5.5") is None
+    assert loud.terminal_line(info) == info
