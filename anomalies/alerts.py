@@ -37,12 +37,13 @@ def alerts_evaluate(*, sensor, events: list[AnomalyEvent], now: datetime | None 
         status=AlertStatus.RESOLVED).first()
     if active is not None:
         return _extend_or_resolve(active, rule, events, now)
-    strong = [e for e in events if e.score >= rule.threshold]
+    if rule.min_duration:
+        strong = _persisting(sensor, rule)
+    else:
+        strong = [e for e in events if e.score >= rule.threshold]
     if not strong or _cooling_down(sensor, rule, now, AlertSource.ANOMALY):
         return None
     trigger = strong[0]
-    if rule.min_duration and not _lasted(sensor, rule, strong[-1]):
-        return None
     alert = Alert.objects.create(
         sensor=sensor, kind=trigger.kind, first_event_at=trigger.time, last_event_at=strong[-1].time,
         trigger_value=trigger.value, trigger_score=trigger.score, peak_score=max(e.score for e in strong),
@@ -72,12 +73,42 @@ def _cooling_down(sensor, rule: AlertRule, now, source: str) -> bool:
     return last is not None and now - last < rule.cooldown
 
 
-def _lasted(sensor, rule: AlertRule, latest: AnomalyEvent) -> bool:
-    """Strong events have gone on for min_duration: one at least that long before the latest, with no silence
-    longer than resolve_after in between (approximated by requiring one within that reach)."""
-    earliest = latest.time - rule.min_duration - rule.resolve_after
-    return AnomalyEvent.objects.filter(sensor=sensor, score__gte=rule.threshold, time__gte=earliest,
-                                       time__lte=latest.time - rule.min_duration).exists()
+def _persisting(sensor, rule: AlertRule) -> list[AnomalyEvent]:
+    """With a minimum duration: the strong events (threshold or more) from the first one whose condition has lasted
+    ``min_duration``, or [] while none has.
+
+    The detector raises one event per change and damps its repeats, so a fault that goes on scores once: how long
+    it lasts shows in the readings after that event, not in more events. The condition lasts while at least half
+    the readings since the event are still outside the usual range it reported (for a stuck value: still that value)
+    or are events of their own (``clear_below`` or more). A spike that is over a reading later never alerts."""
+    from ingestion.models import SensorReading
+
+    latest = SensorReading.objects.filter(sensor=sensor).order_by("-time").values_list("time", flat=True).first()
+    if latest is None:
+        return []
+    covered = Alert.objects.filter(sensor=sensor, source=AlertSource.ANOMALY).aggregate(at=Max("last_event_at"))["at"]
+    reach = latest - rule.min_duration - rule.resolve_after  # older conditions would have resolved by now
+    candidates = AnomalyEvent.objects.filter(sensor=sensor, score__gte=rule.threshold, time__gte=reach,
+                                             time__lte=latest - rule.min_duration)
+    if covered is not None:
+        candidates = candidates.filter(time__gt=covered)
+    for event in candidates.order_by("time"):
+        end = event.time + rule.min_duration
+        readings = list(SensorReading.objects.filter(sensor=sensor, time__gt=event.time, time__lte=end)
+                        .values_list("time", "value"))
+        if not readings:
+            continue  # no reading says whether it went on
+        flagged = set(AnomalyEvent.objects.filter(sensor=sensor, time__gt=event.time, time__lte=end,
+                                                  score__gte=rule.clear_below).values_list("time", flat=True))
+        if event.kind == "stuck":
+            abnormal = sum(1 for at, value in readings if value == event.value or at in flagged)
+        else:
+            abnormal = sum(1 for at, value in readings
+                           if not event.expected_low <= value <= event.expected_high or at in flagged)
+        if 2 * abnormal >= len(readings):
+            return list(AnomalyEvent.objects.filter(sensor=sensor, score__gte=rule.threshold, time__gte=event.time)
+                        .order_by("time"))
+    return []
 
 
 def forecast_alert_evaluate(*, sensor, rule: AlertRule, crossing, forecast_model, now: datetime | None = None):
@@ -203,6 +234,9 @@ def delivery_attempt(*, delivery: Delivery) -> None:
     except OSError as err:  # connection refused, DNS, timeout, SMTP errors
         _record(delivery, DeliveryStatus.PENDING, f"{type(err).__name__}: {err}", None)
         raise TransientDeliveryError(str(err)) from None
+    except ValueError as err:  # a target urllib cannot send to ("unknown url type"): retrying will not help
+        _record(delivery, DeliveryStatus.FAILED, f"{type(err).__name__}: {err}; fix the channel's target", None)
+        return
     _record(delivery, DeliveryStatus.SENT, "", status)
 
 

@@ -1,5 +1,8 @@
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
 from django.db import models
 
 from anomalies.choices import AlertSource, AlertStatus, AnomalyKind, ChannelKind, DeliveryStatus
@@ -68,7 +71,9 @@ class AlertRule(models.Model):
     clear_below = models.FloatField(default=0.3, help_text="Hysteresis: the alert resolves itself after "
                                                            "`resolve_after` with no event scoring this or more.")
     min_duration = models.DurationField(default=timedelta(0),
-                                        help_text="Events must go on this long before an alert opens.")
+                                        help_text="The anomaly must go on this long before an alert opens: most "
+                                                  "readings after its event still outside the usual range (or "
+                                                  "still the stuck value). 0: alert at once.")
     resolve_after = models.DurationField(default=timedelta(minutes=30))
     cooldown = models.DurationField(default=timedelta(hours=1),
                                     help_text="No new alert this long after the last one resolved.")
@@ -88,6 +93,17 @@ class AlertRule(models.Model):
 
     def __str__(self) -> str:
         return f"rule for {self.sensor_id}"
+
+    def clean(self) -> None:
+        recorded = settings.SENSORHUB_ANOMALY_EVENT_THRESHOLD
+        errors = {}
+        if self.threshold is not None and not recorded <= self.threshold <= 1:
+            errors["threshold"] = (f"Between {recorded} and 1: weaker scores are not recorded as events "
+                                   f"(SENSORHUB_ANOMALY_EVENT_THRESHOLD), so they could never open an alert.")
+        if self.clear_below is not None and self.threshold is not None and self.clear_below > self.threshold:
+            errors["clear_below"] = "At most the threshold: an alert stays open while events score this or more."
+        if errors:
+            raise ValidationError(errors)
 
 
 class Alert(models.Model):
@@ -140,6 +156,21 @@ class NotificationChannel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
+
+    def clean(self) -> None:
+        if self.kind == ChannelKind.EMAIL:
+            try:
+                validate_email(self.target)
+            except ValidationError:
+                raise ValidationError({"target": "An email channel's target is one email address."}) from None
+        elif self.kind == ChannelKind.WEBHOOK:
+            try:
+                URLValidator(schemes=["http", "https"])(self.target)
+            except ValidationError:
+                raise ValidationError({"target": "A webhook's target is an http:// or https:// URL."}) from None
+            if not self.secret:
+                raise ValidationError({"secret": "Webhooks are signed: set a secret, and check the "
+                                                 "X-SensorHub-Signature header (HMAC-SHA256 of the body) with it."})
 
 
 class Delivery(models.Model):

@@ -32,8 +32,10 @@ def train_model(sensor_id: int) -> int | None:
     return model.version if model else None
 
 
-@shared_task(name="anomalies.deliver", bind=True, autoretry_for=(TransientDeliveryError,), retry_backoff=2,
-             retry_backoff_max=600, retry_jitter=True, max_retries=5, ignore_result=True)
+# Eight retries, waiting up to 30 s, 1, 2, 4, 8, 10, 10, 10 min (Celery's jitter picks a random part of each): up to
+# 45 minutes in all, about half that on average, so a receiver down for a restart or a deploy still gets the alert.
+@shared_task(name="anomalies.deliver", bind=True, autoretry_for=(TransientDeliveryError,), retry_backoff=30,
+             retry_backoff_max=600, retry_jitter=True, max_retries=8, ignore_result=True)
 def deliver(self, delivery_id: int) -> None:
     delivery = Delivery.objects.select_related("alert__sensor__site", "alert__model", "alert__forecast_model", "channel").filter(
         pk=delivery_id).first()

@@ -11,6 +11,7 @@ from anomalies.alerts import (
     sign,
 )
 from anomalies.models import Alert, AlertRule, AnomalyEvent, Delivery, NotificationChannel
+from ingestion.models import SensorReading
 from tests.anomalies.fakes import SmtpSink, WebhookReceiver
 from tests.factories import make_api_key, make_sensor, make_user
 
@@ -54,12 +55,32 @@ def test_it_resolves_after_quiet_and_cools_down_before_a_new_alert():
     assert Alert.objects.filter(sensor=sensor).count() == 2
 
 
-def test_an_alert_waits_for_the_minimum_duration():
+def readings(sensor, minutes, value):
+    SensorReading.objects.bulk_create(SensorReading(sensor=sensor, time=T0 + timedelta(minutes=m), value=value)
+                                      for m in minutes)
+
+
+def test_a_spike_that_is_over_at_once_does_not_outlast_the_minimum_duration():
     sensor = make_sensor()
     AlertRule.objects.create(sensor=sensor, min_duration=timedelta(minutes=10))
-    assert evaluate(sensor, [0], at_minute=1) is None
-    assert evaluate(sensor, [5], at_minute=6) is None
-    assert evaluate(sensor, [11], at_minute=12) is not None
+    readings(sensor, [0], 50.0)
+    assert evaluate(sensor, [0], at_minute=0) is None
+    readings(sensor, range(1, 13), 20.0)  # back inside the usual range 18 to 22 at once
+    assert evaluate(sensor, [], at_minute=12) is None
+    assert not Alert.objects.filter(sensor=sensor).exists()
+
+
+def test_a_lasting_fault_alerts_once_it_has_lasted_the_minimum_duration():
+    sensor = make_sensor()
+    AlertRule.objects.create(sensor=sensor, min_duration=timedelta(minutes=10))
+    readings(sensor, range(0, 6), 50.0)  # one event (the detector does not repeat itself), the level stays up
+    assert evaluate(sensor, [0], at_minute=5) is None  # 5 of 10 minutes
+    readings(sensor, range(6, 12), 49.0)
+    alert = evaluate(sensor, [], at_minute=11)
+    assert alert is not None and alert.first_event_at == T0 and alert.trigger_value == 50.0
+    readings(sensor, range(12, 20), 49.0)
+    assert evaluate(sensor, [], at_minute=19) == alert  # the same alert, not a second one
+    assert Alert.objects.filter(sensor=sensor).count() == 1
 
 
 def test_a_false_positive_raises_the_sensors_threshold_above_its_peak():
@@ -71,7 +92,14 @@ def test_a_false_positive_raises_the_sensors_threshold_above_its_peak():
     assert rule.threshold == pytest.approx(0.85)
     rule.cooldown = timedelta(0)
     rule.save()
-    assert evaluate(sensor, [10], at_minute=11, score=0.8) is None  # the same kind of reading no longer alerts
+    # after the resolution (stamped with the real time): the same kind of reading no longer alerts, a stronger one does
+    later = timezone.now() + timedelta(minutes=1)
+    same = AnomalyEvent.objects.create(sensor=sensor, time=later, value=50.0, score=0.8, kind="spike",
+                                       explanation="spike", expected_low=18, expected_high=22)
+    assert alerts_evaluate(sensor=sensor, events=[same], now=later) is None
+    stronger = AnomalyEvent.objects.create(sensor=sensor, time=later + timedelta(minutes=1), value=90.0, score=0.9,
+                                           kind="spike", explanation="spike", expected_low=18, expected_high=22)
+    assert alerts_evaluate(sensor=sensor, events=[stronger], now=later + timedelta(minutes=1)) is not None
 
 
 def test_alerts_api_lists_and_acts_with_the_admin_scope(client):
@@ -143,3 +171,29 @@ def test_email_goes_to_the_smtp_server(settings):
         assert recipients == ["oncall@example.com"] and "spike: observed 50" in message
     finally:
         sink.close()
+
+
+def test_a_channel_with_an_unusable_target_fails_at_once_with_the_reason():
+    channel = NotificationChannel.objects.create(name="typo", kind="webhook", target="hooks.example.com/in",
+                                                 secret="s")
+    delivery = delivery_for(channel)
+    delivery_attempt(delivery=delivery)  # no retry: the same target would fail the same way
+    delivery.refresh_from_db()
+    assert delivery.status == "failed" and "fix the channel's target" in delivery.last_error
+
+
+def test_channels_and_rules_are_checked_before_they_are_saved():
+    from django.core.exceptions import ValidationError
+
+    def errors(obj):
+        with pytest.raises(ValidationError) as raised:
+            obj.full_clean(exclude=["sensor"])
+        return raised.value.message_dict
+
+    assert "target" in errors(NotificationChannel(name="x", kind="webhook", target="hooks.example.com", secret="s"))
+    assert "secret" in errors(NotificationChannel(name="x", kind="webhook", target="https://hooks.example.com/in"))
+    assert "target" in errors(NotificationChannel(name="x", kind="email", target="ops at example.com"))
+    NotificationChannel(name="x", kind="webhook", target="https://hooks.example.com/in", secret="s").full_clean()
+    assert "weaker scores are not recorded" in errors(AlertRule(threshold=0.1, clear_below=0.1))["threshold"][0]
+    assert "clear_below" in errors(AlertRule(threshold=0.5, clear_below=0.6))
+    AlertRule(threshold=0.6, clear_below=0.3).full_clean(exclude=["sensor"])
