@@ -199,6 +199,9 @@ class StreamingDetector:
     seen_high = None
     range_extended = -10**9  # the reading count at the last new record
     forest_offset = 0.0
+    # Set on a scoring copy: the silence before the next reading is how long ago the model was trained, not something
+    # the sensor did, so it is not scored (the reading is still not compared with the one before the silence).
+    ignore_next_silence = False
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -231,9 +234,11 @@ class StreamingDetector:
     def scoring_copy(self) -> "StreamingDetector":
         """A copy of this detector that scores with its current forest but never refits it: the model as trained,
         as /detect_anomaly scores against it. It keeps no feature history (nothing to refit on), so ``fork`` is
-        cheap."""
+        cheap. The time between the model's last reading and the first one it is given is not scored: points sent
+        a day after training are not "the first reading after a day of silence"."""
         frozen = copy.copy(self)
         frozen.feature_history = deque(maxlen=0)
+        frozen.ignore_next_silence = True
         return frozen.fork()
 
     def fork(self) -> "StreamingDetector":
@@ -295,7 +300,11 @@ class StreamingDetector:
             after_gap = ratio > s.gap_factor
             vector = self.features.update(x, after_gap)
             rows.append((x, vector, expected, self.novelty.update(x, after_gap)))
-            silences.append((silence, usual, ratio, after_gap))
+            if self.ignore_next_silence:
+                self.ignore_next_silence = False
+                silences.append((silence, usual, None, after_gap))
+            else:
+                silences.append((silence, usual, ratio, after_gap))
         forest_scores = (forest_outlyingness(self.forest, [r[1] for r in rows]) - self.forest_offset
                          if s.use_forest and self.forest is not None and rows else None)
         out = []
@@ -328,7 +337,7 @@ class StreamingDetector:
                         score, test = surprise, "range"
                 self.seen_low, self.seen_high = min(seen_low, x), max(seen_high, x)
             gap_note, value_score = "", score
-            if silences:
+            if silences and silences[i][2] is not None:
                 silence, usual, ratio, after_gap = silences[i]
                 # The silence before this reading, calibrated against this sensor's silences (0 when on time).
                 gap = self.likelihoods["gap"].update(math.log(ratio) if after_gap else 0.0)

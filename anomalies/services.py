@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from anomalies.alerts import alerts_evaluate
 from anomalies.detector import Detection, Settings, StreamingDetector
-from anomalies.models import AnomalyEvent, AnomalyModel, ScoringState
+from anomalies.models import AlertRule, AnomalyEvent, AnomalyModel, ScoringState
 from ingestion.models import Sensor, SensorReading
 from sensorhub.ml.store import artifact_load, artifact_save
 
@@ -109,13 +109,15 @@ def points_score(*, sensor: Sensor, values: list[float], times: list | None = No
                  ) -> tuple[AnomalyModel, list[Detection]]:
     """Score given values against the sensor's current model without changing any state (for /detect_anomaly).
 
-    ``times`` (optional, one per value: datetimes or epoch seconds) lets the model take gaps since its last reading
-    and between the values into account; without them the values are taken to follow at the usual interval."""
+    ``times`` (optional, one per value: datetimes or epoch seconds) lets the model take gaps between the values into
+    account (the time since the model's own last reading is not scored as a silence); without them the values are
+    taken to follow at the usual interval."""
     # A plain query on /detect_anomaly's hot path (the ORM's compilation cost more than the query); the instance's
-    # other fields load on access.
+    # other fields load on access. ``model.alert_threshold``: the sensor's alert rule's threshold (None: no rule).
     model = next(iter(AnomalyModel.objects.raw(
-        f"SELECT id, sensor_id, version, artifact, sha256, trained_at FROM {AnomalyModel._meta.db_table} "
-        "WHERE sensor_id = %s ORDER BY version DESC LIMIT 1", [sensor.pk])), None)
+        f"SELECT m.id, m.sensor_id, m.version, m.artifact, m.sha256, m.trained_at, r.threshold AS alert_threshold "
+        f"FROM {AnomalyModel._meta.db_table} m LEFT JOIN {AlertRule._meta.db_table} r ON r.sensor_id = m.sensor_id "
+        "WHERE m.sensor_id = %s ORDER BY m.version DESC LIMIT 1", [sensor.pk])), None)
     if model is None:
         raise NoModel(sensor.slug)
     detector = _frozen(model.artifact, model.sha256).fork()

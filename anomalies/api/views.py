@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from anomalies.alerts import alert_acknowledge, alert_mark_false_positive, alert_resolve
 from anomalies.api.serializers import AlertSerializer, AnomalyEventSerializer, DetectRequestSerializer
-from anomalies.models import Alert, AnomalyEvent
+from anomalies.models import Alert, AlertRule, AnomalyEvent
 from anomalies.detector import Settings as DetectorSettings
 from anomalies.services import NoModel, points_score
 from ingestion.models import Sensor, SensorReading
@@ -94,9 +94,13 @@ class DetectAnomalyView(APIView):
         for position, index in enumerate(order):
             detections[index] = scored[position]
         threshold = settings.SENSORHUB_ANOMALY_EVENT_THRESHOLD
+        alert_threshold = (model.alert_threshold if model.alert_threshold is not None
+                           else AlertRule._meta.get_field("threshold").default)
         return Response({
             "sensor": sensor.slug, "model_version": model.version, "trained_at": model.trained_at,
-            "threshold": threshold,
+            # is_anomaly: the score would be recorded as an event; alert_threshold: what opens an alert for this
+            # sensor (its alert rule, raised by false-positive marks)
+            "threshold": threshold, "alert_threshold": alert_threshold,
             "points": [{"time": at, "value": value, "score": d.score,
                         "is_anomaly": not d.warming_up and d.score >= threshold, "kind": d.kind,
                         "explanation": d.explanation(value)} for at, value, d in zip(times, values, detections)],

@@ -9,7 +9,7 @@ from datetime import UTC, timedelta
 import pytest
 from django.utils import timezone
 
-from anomalies.models import Alert, AnomalyEvent, AnomalyModel, Delivery, NotificationChannel
+from anomalies.models import Alert, AlertRule, AnomalyEvent, AnomalyModel, Delivery, NotificationChannel
 from anomalies.services import anomaly_model_train, readings_score
 from ingestion.parsing import Columns
 from ingestion.services import readings_ingest
@@ -66,6 +66,30 @@ def test_scoring_continues_from_the_last_scored_reading_and_records_the_spike():
 
 
 @pytest.mark.django_db
+def test_a_minimum_duration_lets_a_lasting_shift_alert_and_a_brief_spike_not():
+    now = timezone.now().replace(second=0, microsecond=0)
+    spiky, shifted = make_sensor(slug="brief"), make_sensor(slug="lasting")
+    for sensor in (spiky, shifted):
+        AlertRule.objects.create(sensor=sensor, min_duration=timedelta(minutes=10))
+        ingest(sensor.slug, *history(800, now - timedelta(minutes=30)))
+        readings_score(sensor=sensor)
+    # a spike, over a reading later, scored minute by minute as it arrives
+    for i in range(16):
+        ingest("brief", [now - timedelta(minutes=29 - i)], [45.0 if i == 3 else 20.0 + 0.1 * (i % 3)])
+        readings_score(sensor=spiky)
+    assert AnomalyEvent.objects.filter(sensor=spiky).exists()  # the spike is an event...
+    assert not Alert.objects.filter(sensor=spiky).exists()  # ...but not an alert
+    # a shift that stays: one event, then readings that stay far from the usual range
+    shift = [now - timedelta(minutes=29 - i) for i in range(16)]
+    for at in shift:
+        ingest("lasting", [at], [35.0 + 0.1 * random.random()])
+        readings_score(sensor=shifted)
+    assert AnomalyEvent.objects.filter(sensor=shifted).count() < 3  # the detector does not repeat itself
+    [alert] = Alert.objects.filter(sensor=shifted)
+    assert alert.first_event_at == shift[0] and alert.trigger_value >= 35
+
+
+@pytest.mark.django_db
 def test_detect_anomaly_scores_given_points_without_changing_the_live_state(client):
     sensor = make_sensor(slug="probe")
     ingest("probe", *history(600, timezone.now() - timedelta(minutes=5)))
@@ -92,6 +116,45 @@ def test_detect_anomaly_scores_given_points_without_changing_the_live_state(clie
                            content_type="application/json", headers={"X-API-Key": key}).json()
     assert [p["time"] for p in shuffled["points"]] == [p["time"] for p in body["points"]][::-1]
     assert [p["score"] for p in shuffled["points"]] == [p["score"] for p in body["points"]][::-1]
+
+
+@pytest.mark.django_db
+def test_detect_anomaly_does_not_count_the_time_since_training_as_a_silence(client):
+    sensor = make_sensor(slug="trained-earlier")
+    now = timezone.now().replace(microsecond=0)
+    ingest("trained-earlier", *history(800, now - timedelta(hours=6)))
+    anomaly_model_train(sensor=sensor)
+    key = make_api_key("ml:read")
+    points = [{"time": (now + timedelta(minutes=i)).isoformat(), "value": v} for i, v in enumerate([20.3, 20.5])]
+    body = client.post("/api/v1/detect_anomaly", {"sensor": "trained-earlier", "values": points},
+                       content_type="application/json", headers={"X-API-Key": key}).json()
+    assert [p["is_anomaly"] for p in body["points"]] == [False, False], body
+    assert body["points"][0]["score"] < 0.1 and "silence" not in body["points"][0]["explanation"]
+    assert (body["threshold"], body["alert_threshold"]) == (0.3, 0.5)  # no alert rule yet: the defaults
+    AlertRule.objects.create(sensor=sensor, threshold=0.8)
+    assert client.post("/api/v1/detect_anomaly", {"sensor": "trained-earlier", "values": points},
+                       content_type="application/json", headers={"X-API-Key": key}).json()["alert_threshold"] == 0.8
+
+
+@pytest.mark.django_db
+def test_detect_anomaly_scores_stored_readings_between_start_and_end(client):
+    sensor = make_sensor(slug="stored")
+    now = timezone.now().replace(second=0, microsecond=0)
+    ingest("stored", *history(800, now - timedelta(minutes=30)))
+    anomaly_model_train(sensor=sensor)
+    times = [now - timedelta(minutes=20 - i) for i in range(10)]
+    values = [20.0, 20.1, 20.2, 20.1, 48.0, 20.0, 20.1, 20.2, 20.0, 20.1]
+    ingest("stored", times, values)
+    key = make_api_key("ml:read")
+    body = client.post("/api/v1/detect_anomaly", {"sensor": "stored", "start": times[0].isoformat(),
+                                                  "end": (times[-1] + timedelta(seconds=1)).isoformat()},
+                       content_type="application/json", headers={"X-API-Key": key}).json()
+    assert [p["value"] for p in body["points"]] == values
+    assert [p["is_anomaly"] for p in body["points"]].index(True) == 4
+    assert "observed 48" in body["points"][4]["explanation"]
+    both = client.post("/api/v1/detect_anomaly", {"sensor": "stored", "values": [], "start": times[0].isoformat()},
+                       content_type="application/json", headers={"X-API-Key": key})
+    assert both.status_code == 400 and "either values or start/end" in json.dumps(both.json())
 
 
 @pytest.mark.django_db
