@@ -33,11 +33,15 @@ def login(base: str, username: str, password: str) -> str:
         return response.geturl(), response.read().decode()
 
 
+def launcher_env(var, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY_FILE")}
+    return {**env, "SENSORHUB_VAR_DIR": str(var), **extra}
+
+
 @pytest.fixture
 def launcher(tmp_path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY_FILE")}
-    env.update(PORT=str(port), SENSORHUB_VAR_DIR=str(tmp_path / "var"))
+    env = launcher_env(tmp_path / "var", PORT=str(port))
     output = tmp_path / "launcher.log"
     with open(output, "w") as log:
         proc = subprocess.Popen([sys.executable, "scripts/stack.py", "run"], cwd=ROOT, env=env, stdout=log,
@@ -83,6 +87,27 @@ def test_make_run_brings_up_the_whole_product_and_ctrl_c_stops_it(launcher):
     assert status == 200 and b"swagger-ui" in docs
     _, metrics, _ = get(f"{base}/metrics")
     assert re.search(rb'django_http_responses_total_by_status_total\{status="200"\} [1-9]', metrics)
+
+    # The demo as a new user tries it: a spike posted to a demo sensor is an explained event and one alert.
+    made = subprocess.run([sys.executable, "scripts/stack.py", "manage", "create_api_key", "--name", "demo",
+                           "--scopes", "readings:write,readings:read"], cwd=ROOT, env=launcher_env(var),
+                          capture_output=True, text=True, check=True)
+    key = made.stdout.strip().splitlines()[-1]
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    posted = urllib.request.Request(f"{base}/api/v1/readings/", method="POST",
+                                    data=json.dumps([{"sensor": "sensor-001", "time": at, "value": 60}]).encode(),
+                                    headers={"X-API-Key": key, "Content-Type": "application/json"})
+    assert json.load(urllib.request.urlopen(posted, timeout=10))["accepted"] == 1
+    headers = {"X-API-Key": key}
+    deadline, event, alerts = time.monotonic() + 120, None, []
+    while time.monotonic() < deadline and not (event and alerts):
+        time.sleep(1)  # the worker may still be training the demo's models when the reading arrives
+        _, found = get_json(f"{base}/api/v1/anomalies/?sensor=sensor-001&min_score=0.5", headers=headers)
+        event = next((e for e in found["results"] if e["value"] == 60), None)
+        alerts = get_json(f"{base}/api/v1/alerts/?sensor=sensor-001&status=open", headers=headers)[1]["results"]
+    assert event is not None, "no event for the posted spike within 120 s"
+    assert event["kind"] == "spike" and "observed 60" in event["explanation"], event
+    assert len(alerts) == 1 and alerts[0]["trigger_value"] == 60, alerts
 
     # Every process's log lines go to var/log/<name>.log; the terminal keeps the banner and warnings, not INFO lines.
     worker_log = (var / "log" / "worker.log").read_text()
