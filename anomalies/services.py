@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from anomalies.alerts import alerts_evaluate
+from anomalies.alerts import alerts_evaluate, rule_for
 from anomalies.detector import Detection, Settings, StreamingDetector
 from anomalies.models import AlertRule, AnomalyEvent, AnomalyModel, ScoringState
 from ingestion.models import Sensor, SensorReading
@@ -48,17 +48,23 @@ def anomaly_model_train(*, sensor: Sensor) -> AnomalyModel | None:
     Returns None while the sensor has too little history (it is "warming up"); returns the current model unchanged
     when the training window holds exactly the data it was trained on (a second run changes nothing).
     """
+    return _model_train(sensor=sensor)[0]
+
+
+def _model_train(*, sensor: Sensor) -> tuple[AnomalyModel | None, list]:
+    """``anomaly_model_train``, also returning each training reading with its detection ([] when nothing was
+    trained). Training streams through the history, so these are the causal scores live scoring would have given."""
     ScoringState.objects.select_for_update().filter(sensor=sensor).first()  # no scoring while we retrain
     rows = _training_window(sensor)
     detector_settings = Settings()
     if len(rows) <= detector_settings.warmup:
-        return None
+        return None, []
     data_hash = _data_hash(rows)
     latest = AnomalyModel.objects.filter(sensor=sensor).order_by("-version").first()
     if latest is not None and latest.data_hash == data_hash:
-        return latest
+        return latest, []
     detector = StreamingDetector(detector_settings)
-    detector.score_many([value for _, value in rows], times=[at for at, _ in rows])
+    detections = detector.score_many([value for _, value in rows], times=[at for at, _ in rows])
     version = (latest.version + 1) if latest else 1
     path, sha = artifact_save(detector, name=f"anomaly/{sensor.slug}/v{version}")
     model = AnomalyModel.objects.create(
@@ -68,7 +74,7 @@ def anomaly_model_train(*, sensor: Sensor) -> AnomalyModel | None:
     ScoringState.objects.update_or_create(
         sensor=sensor, defaults={"model": model, "scored_until": rows[-1][0], "state": pickle.dumps(detector)})
     logger.info("trained anomaly model", extra={"sensor": sensor.slug, "version": version, "readings": len(rows)})
-    return model
+    return model, list(zip(rows, detections))
 
 
 def readings_score(*, sensor: Sensor) -> list[AnomalyEvent]:
@@ -78,17 +84,27 @@ def readings_score(*, sensor: Sensor) -> list[AnomalyEvent]:
     """
     with transaction.atomic():
         state = ScoringState.objects.select_for_update().select_related("model").filter(sensor=sensor).first()
+        threshold = settings.SENSORHUB_ANOMALY_EVENT_THRESHOLD
         if state is None:
-            if anomaly_model_train(sensor=sensor) is None:
+            # The first model: its training streamed through the readings that ended the warm-up, these new ones
+            # among them, so their scores are recorded from that pass (otherwise they would be absorbed unscored).
+            # Alerts only for events recent enough to be going on still, not for last week's.
+            model, scored = _model_train(sensor=sensor)
+            if model is None:
                 return []  # warming up
-            state = ScoringState.objects.select_for_update().select_related("model").get(sensor=sensor)
+            events = [_event(sensor, model, at, value, d) for (at, value), d in scored
+                      if not d.warming_up and d.score >= threshold]
+            AnomalyEvent.objects.bulk_create(events, ignore_conflicts=True)
+            if events:
+                recent = scored[-1][0][0] - rule_for(sensor).resolve_after
+                alerts_evaluate(sensor=sensor, events=[e for e in events if e.time >= recent])
+            return events
         rows = list(SensorReading.objects.filter(sensor=sensor, time__gt=state.scored_until)
                     .order_by("time").values_list("time", "value"))
         if not rows:
             return []
         detector = pickle.loads(state.state)
         detections = detector.score_many([value for _, value in rows], times=[at for at, _ in rows])
-        threshold = settings.SENSORHUB_ANOMALY_EVENT_THRESHOLD
         events = [_event(sensor, state.model, at, value, d) for (at, value), d in zip(rows, detections)
                   if not d.warming_up and d.score >= threshold]
         AnomalyEvent.objects.bulk_create(events, ignore_conflicts=True)

@@ -66,6 +66,22 @@ def test_scoring_continues_from_the_last_scored_reading_and_records_the_spike():
 
 
 @pytest.mark.django_db
+def test_the_readings_that_end_the_warm_up_are_scored_and_only_recent_events_alert():
+    now = timezone.now().replace(second=0, microsecond=0)
+    for slug, spike_at in (("old-spike", 600), ("new-spike", 799)):
+        sensor = make_sensor(slug=slug)
+        times, values = history(800, now)
+        values[spike_at] = 45.0
+        ingest(slug, times, values)  # one batch takes the sensor past its warm-up
+        events = readings_score(sensor=sensor)
+        assert times[spike_at] in [e.time for e in events], slug
+        assert AnomalyEvent.objects.get(sensor=sensor, time=times[spike_at]).kind == "spike"
+    assert not Alert.objects.filter(sensor__slug="old-spike").exists()  # 3 hours ago: history, not an alert
+    [alert] = Alert.objects.filter(sensor__slug="new-spike")
+    assert alert.trigger_value == 45.0
+
+
+@pytest.mark.django_db
 def test_a_minimum_duration_lets_a_lasting_shift_alert_and_a_brief_spike_not():
     now = timezone.now().replace(second=0, microsecond=0)
     spiky, shifted = make_sensor(slug="brief"), make_sensor(slug="lasting")

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from datetime import datetime
 
 import psutil
 import pytest
@@ -31,6 +32,10 @@ def login(base: str, username: str, password: str) -> str:
                                      headers={"Referer": f"{base}/admin/login/"})
     with opener.open(request) as response:
         return response.geturl(), response.read().decode()
+
+
+def when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def launcher_env(var, **extra) -> dict:
@@ -100,14 +105,15 @@ def test_make_run_brings_up_the_whole_product_and_ctrl_c_stops_it(launcher):
     assert json.load(urllib.request.urlopen(posted, timeout=10))["accepted"] == 1
     headers = {"X-API-Key": key}
     deadline, event, alerts = time.monotonic() + 120, None, []
-    while time.monotonic() < deadline and not (event and alerts):
+    while time.monotonic() < deadline and not (event and alerts and when(alerts[0]["last_event_at"]) >= when(at)):
         time.sleep(1)  # the worker may still be training the demo's models when the reading arrives
         _, found = get_json(f"{base}/api/v1/anomalies/?sensor=sensor-001&min_score=0.5", headers=headers)
         event = next((e for e in found["results"] if e["value"] == 60), None)
         alerts = get_json(f"{base}/api/v1/alerts/?sensor=sensor-001&status=open", headers=headers)[1]["results"]
     assert event is not None, "no event for the posted spike within 120 s"
     assert event["kind"] == "spike" and "observed 60" in event["explanation"], event
-    assert len(alerts) == 1 and alerts[0]["trigger_value"] == 60, alerts
+    # one open alert, opened by the spike (or, had a demo anomaly of the last half hour opened one, extended by it)
+    assert len(alerts) == 1 and when(alerts[0]["last_event_at"]) >= when(at), alerts
 
     # Every process's log lines go to var/log/<name>.log; the terminal keeps the banner and warnings, not INFO lines.
     worker_log = (var / "log" / "worker.log").read_text()
