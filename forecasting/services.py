@@ -73,6 +73,13 @@ def latest_window(*, sensor: Sensor, days: int) -> pd.Series | None:
     return sensor_series(sensor=sensor, start=end - timedelta(days=days), end=end)
 
 
+def forecaster_history(*, sensor: Sensor) -> tuple[int, int]:
+    """(steps with readings in the training window, steps a first forecaster needs): what /predict tells a caller
+    whose sensor has no forecaster yet."""
+    series = latest_window(sensor=sensor, days=settings.SENSORHUB_FORECAST_TRAIN_DAYS)
+    return (0 if series is None else int(series.notna().sum())), 2 * season()
+
+
 def _series_hash(series: pd.Series) -> str:
     digest = hashlib.sha256(series.index.asi8.tobytes())
     digest.update(np.nan_to_num(series.to_numpy(dtype=float), nan=-1e300).tobytes())

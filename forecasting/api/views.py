@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.cache import cache
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
@@ -9,7 +10,7 @@ from rest_framework.views import APIView
 
 from forecasting.api.serializers import ForecastModelSerializer, PredictRequestSerializer
 from forecasting.models import ForecastModel
-from forecasting.services import NoModel, prediction
+from forecasting.services import NoModel, forecaster_history, prediction
 from ingestion.models import Sensor
 from sensorhub.apikeys import restrict_to_key
 from sensorhub.choices import Scope
@@ -31,12 +32,24 @@ class PredictView(APIView):
             body = prediction(sensor=sensor, horizon=q.get("horizon", settings.SENSORHUB_FORECAST_HORIZON),
                               interval=q.get("interval", settings.SENSORHUB_FORECAST_INTERVAL))
         except NoModel:
-            from forecasting.tasks import train_model
-
-            train_model.delay(sensor.pk)
-            return Response({"detail": f"Sensor {sensor.slug!r} has no forecaster yet. Training has been queued; it "
-                                       "needs at least two days of readings. Retry in a minute."}, status=409)
+            return Response({"detail": _no_forecaster_yet(sensor)}, status=409)
         return Response(body)
+
+
+def _no_forecaster_yet(sensor: Sensor) -> str:
+    have, need = forecaster_history(sensor=sensor)
+    hours = settings.SENSORHUB_FORECAST_STEP_SECONDS / 3600
+    if have < need:
+        return (f"Sensor {sensor.slug!r} has no forecaster yet: it has readings in {have} of the {need} "
+                f"{hours:g}-hour steps (two days) a first forecaster needs. It trains by itself once it has them.")
+    # One training queued per sensor every 10 minutes, however often clients ask (the creation time keeps a new
+    # sensor that reuses an id from inheriting the mark).
+    if cache.add(f"sensorhub:forecast-train-queued:{sensor.pk}:{sensor.created_at.timestamp():.0f}", 1, timeout=600):
+        from forecasting.tasks import train_model
+
+        train_model.delay(sensor.pk)
+    return (f"Sensor {sensor.slug!r} has no forecaster yet. Its training has been queued ({have} steps of history); "
+            "retry in a minute.")
 
 
 class ForecastModelFilter(filters.FilterSet):

@@ -65,6 +65,7 @@ def test_predict_errors_say_what_was_wrong(client):
     assert post(client, key, sensor="unborn", horizon="soon").status_code == 400
     no_model = post(client, key, sensor="unborn")
     assert no_model.status_code == 409 and "no forecaster yet" in no_model.json()["detail"]
+    assert "readings in 0 of the 48 1-hour steps" in no_model.json()["detail"]
     assert post(client, make_api_key("readings:read"), sensor="unborn").status_code == 403
 
 
