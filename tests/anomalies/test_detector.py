@@ -212,8 +212,11 @@ def test_a_detector_pickled_before_timestamps_existed_still_scores_with_them():
     del old["cadence"], old["likelihoods"]["gap"]  # what a detector pickled before timestamps holds
     old["likelihoods"]["forest"].__dict__.pop("settle")
     restored = pickle.loads(pickle.dumps(detector))
-    detections = restored.score_many(values[2000:], times=every_five_minutes(1000))
+    later = values[2000:]
+    later[500] = 99.0
+    detections = restored.score_many(later, times=every_five_minutes(1000))
     assert len(detections) == 1000 and all(0 <= d.score <= 1 for d in detections)
+    assert detections[500].score > 0.9 and detections[500].kind == "spike"  # it still finds what it should
 
 
 def test_one_burst_does_not_redefine_the_typical_step():

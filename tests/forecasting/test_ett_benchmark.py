@@ -73,6 +73,7 @@ def test_it_prints_the_naive_baselines_of_the_protocol(ett_csv, benchmark):
 
     for label, seasonal in (("naive (last value)", False), ("seasonal naive", True)):
         expected = [naive_errors(z, h, seasonal) for h in HORIZONS]
+        assert len(printed(output, label)) == len(HORIZONS), label
         for (mse, mae), errors in zip(printed(output, label), expected):
             assert mse == pytest.approx(np.mean(errors ** 2), abs=6e-5)
             assert mae == pytest.approx(np.mean(np.abs(errors)), abs=6e-5)
