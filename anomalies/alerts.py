@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
@@ -119,7 +119,12 @@ def forecast_alert_evaluate(*, sensor, rule: AlertRule, crossing, forecast_model
         active = Alert.objects.select_for_update().filter(sensor=sensor, source=AlertSource.FORECAST).exclude(
             status=AlertStatus.RESOLVED).first()
         if crossing is None or not (rule.enabled and rule.forecast_enabled):
-            if active is not None:
+            # A forecast hovering at the limit would open and resolve an alert (and notify) every other refresh: it
+            # resolves once the forecasts have kept clear for two steps (and resolve_after), or at once when the
+            # rule switches forecast alerts off.
+            clear_for = max(rule.resolve_after, timedelta(seconds=2 * settings.SENSORHUB_FORECAST_STEP_SECONDS))
+            switched_off = not (rule.enabled and rule.forecast_enabled)
+            if active is not None and (switched_off or now - active.last_event_at >= clear_for):
                 active.status, active.resolved_at = AlertStatus.RESOLVED, now
                 active.save(update_fields=["status", "resolved_at"])
                 logger.info("forecast alert resolved itself", extra={"alert": active.pk})

@@ -47,19 +47,31 @@ def test_the_first_crossing_within_reach_is_found_and_explained():
 def test_a_forecast_alert_opens_once_notifies_and_resolves_when_the_forecast_recovers(django_capture_on_commit_callbacks):
     boiler = make_sensor(slug="boiler", unit="bar", valid_max=10.0)
     NotificationChannel.objects.create(name="ops", kind="email", target="ops@example.com")
+    t0 = timezone.now()
+    def check(values, hours):  # the forecast made `hours` after the first, starting half an hour later
+        at = t0 + timedelta(hours=hours)
+        forecast = forecast_for(boiler, values, start=at + timedelta(minutes=30))
+        return forecast_alerts_check(sensor=boiler, forecast=forecast, now=at)
+
     with django_capture_on_commit_callbacks(execute=True):
-        alert = forecast_alerts_check(sensor=boiler, forecast=forecast_for(boiler, [8, 9, 10.5, 11]))
+        alert = check([8, 9, 10.5, 11], 0)
     assert alert.source == "forecast" and alert.kind == "forecast" and alert.status == "open"
     assert alert.trigger_value == 10.5 and "will exceed 10 bar" in alert.explanation
     assert alert.forecast_model.version == 1
     assert Delivery.objects.filter(alert=alert).count() == 1
-    again = forecast_alerts_check(sensor=boiler, forecast=forecast_for(boiler, [9, 10.2, 11, 12]))
+    again = check([9, 10.2, 11, 12], 1)
     assert again.pk == alert.pk and Alert.objects.count() == 1  # still one alert, extended
-    assert forecast_alerts_check(sensor=boiler, forecast=forecast_for(boiler, [8, 8, 8, 8])) is None
+    # Hovering at the limit: one clear forecast does not resolve it (and the next crossing does not notify again).
+    assert check([8, 8, 8, 8], 2) is None
+    alert.refresh_from_db()
+    assert alert.status == "open"
+    assert check([9, 10.2], 3).pk == alert.pk and Alert.objects.count() == 1
+    assert check([8, 8, 8, 8], 4) is None
+    assert check([8, 8, 8, 8], 5) is None  # clear for two steps
     alert.refresh_from_db()
     assert alert.status == "resolved" and alert.resolved_by is None
     # Within the cooldown a new crossing does not alert again.
-    assert forecast_alerts_check(sensor=boiler, forecast=forecast_for(boiler, [9, 11])) is None
+    assert check([9, 11], 5.5) is None
 
 
 @pytest.mark.django_db
