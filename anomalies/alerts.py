@@ -38,14 +38,15 @@ def alerts_evaluate(*, sensor, events: list[AnomalyEvent], now: datetime | None 
     if active is not None:
         return _extend_or_resolve(active, rule, events, now)
     if rule.min_duration:
-        strong = _persisting(sensor, rule)
+        strong, last_seen = _persisting(sensor, rule)
     else:
         strong = [e for e in events if e.score >= rule.threshold]
+        last_seen = strong[-1].time if strong else None
     if not strong or _cooling_down(sensor, rule, now, AlertSource.ANOMALY):
         return None
     trigger = strong[0]
     alert = Alert.objects.create(
-        sensor=sensor, kind=trigger.kind, first_event_at=trigger.time, last_event_at=strong[-1].time,
+        sensor=sensor, kind=trigger.kind, first_event_at=trigger.time, last_event_at=last_seen,
         trigger_value=trigger.value, trigger_score=trigger.score, peak_score=max(e.score for e in strong),
         explanation=trigger.explanation, model=trigger.model,
     )
@@ -54,11 +55,29 @@ def alerts_evaluate(*, sensor, events: list[AnomalyEvent], now: datetime | None 
     return alert
 
 
+def _continues(event: AnomalyEvent, value: float) -> bool:
+    """A reading that carries on the condition an event reported: still the stuck value, or still outside the usual
+    range the event was judged against. The detector raises one event per change and damps its repeats, so how long
+    a fault lasts shows in the readings after its event, not in more events."""
+    if event.kind == "stuck":
+        return value == event.value
+    return not event.expected_low <= value <= event.expected_high
+
+
 def _extend_or_resolve(alert: Alert, rule: AlertRule, events, now) -> Alert:
+    """An open alert is extended by events scoring ``clear_below`` or more and by readings that carry on its
+    triggering event's condition; it resolves itself after ``resolve_after`` without either."""
+    from ingestion.models import SensorReading
+
     relevant = [e for e in events if e.score >= rule.clear_below]
-    if relevant:
-        alert.last_event_at = max(alert.last_event_at, relevant[-1].time)
-        alert.peak_score = max(alert.peak_score, *(e.score for e in relevant))
+    seen = [e.time for e in relevant]
+    trigger = AnomalyEvent.objects.filter(sensor=alert.sensor_id, time=alert.first_event_at).first()
+    if trigger is not None:
+        seen += [at for at, value in SensorReading.objects.filter(sensor=alert.sensor_id, time__gt=alert.last_event_at)
+                 .values_list("time", "value") if _continues(trigger, value)]
+    if seen:
+        alert.last_event_at = max([alert.last_event_at, *seen])
+        alert.peak_score = max([alert.peak_score, *(e.score for e in relevant)])
         alert.save(update_fields=["last_event_at", "peak_score"])
     elif now - alert.last_event_at >= rule.resolve_after:
         alert.status, alert.resolved_at = AlertStatus.RESOLVED, now
@@ -73,42 +92,39 @@ def _cooling_down(sensor, rule: AlertRule, now, source: str) -> bool:
     return last is not None and now - last < rule.cooldown
 
 
-def _persisting(sensor, rule: AlertRule) -> list[AnomalyEvent]:
-    """With a minimum duration: the strong events (threshold or more) from the first one whose condition has lasted
-    ``min_duration``, or [] while none has.
+def _persisting(sensor, rule: AlertRule) -> tuple[list[AnomalyEvent], datetime | None]:
+    """With a minimum duration: the strong events (threshold or more) from the first one whose condition lasted
+    ``min_duration`` and still goes on, with when it was last seen; ([], None) while none has.
 
-    The detector raises one event per change and damps its repeats, so a fault that goes on scores once: how long
-    it lasts shows in the readings after that event, not in more events. The condition lasts while at least half
-    the readings since the event are still outside the usual range it reported (for a stuck value: still that value)
-    or are events of their own (``clear_below`` or more). A spike that is over a reading later never alerts."""
+    The condition lasted when at least half the readings of the ``min_duration`` after the event carry it on
+    (``_continues``) or are events of their own (``clear_below`` or more); it still goes on when a reading of the
+    last ``resolve_after`` does. A spike that is over a reading later never alerts; a fault that began during the
+    cooldown alerts once the cooldown is over, if it still goes on."""
     from ingestion.models import SensorReading
 
     latest = SensorReading.objects.filter(sensor=sensor).order_by("-time").values_list("time", flat=True).first()
     if latest is None:
-        return []
+        return [], None
     covered = Alert.objects.filter(sensor=sensor, source=AlertSource.ANOMALY).aggregate(at=Max("last_event_at"))["at"]
-    reach = latest - rule.min_duration - rule.resolve_after  # older conditions would have resolved by now
+    reach = latest - rule.min_duration - max(rule.resolve_after, rule.cooldown)
     candidates = AnomalyEvent.objects.filter(sensor=sensor, score__gte=rule.threshold, time__gte=reach,
                                              time__lte=latest - rule.min_duration)
     if covered is not None:
         candidates = candidates.filter(time__gt=covered)
     for event in candidates.order_by("time"):
-        end = event.time + rule.min_duration
-        readings = list(SensorReading.objects.filter(sensor=sensor, time__gt=event.time, time__lte=end)
+        readings = list(SensorReading.objects.filter(sensor=sensor, time__gt=event.time).order_by("time")
                         .values_list("time", "value"))
-        if not readings:
-            continue  # no reading says whether it went on
-        flagged = set(AnomalyEvent.objects.filter(sensor=sensor, time__gt=event.time, time__lte=end,
-                                                  score__gte=rule.clear_below).values_list("time", flat=True))
-        if event.kind == "stuck":
-            abnormal = sum(1 for at, value in readings if value == event.value or at in flagged)
-        else:
-            abnormal = sum(1 for at, value in readings
-                           if not event.expected_low <= value <= event.expected_high or at in flagged)
-        if 2 * abnormal >= len(readings):
-            return list(AnomalyEvent.objects.filter(sensor=sensor, score__gte=rule.threshold, time__gte=event.time)
-                        .order_by("time"))
-    return []
+        end = event.time + rule.min_duration
+        flagged = set(AnomalyEvent.objects.filter(sensor=sensor, time__gt=event.time, score__gte=rule.clear_below)
+                      .values_list("time", flat=True))
+        carried = [at for at, value in readings if at in flagged or _continues(event, value)]
+        window = [at for at, _ in readings if at <= end]
+        lasted = window and 2 * sum(1 for at in carried if at <= end) >= len(window)
+        if lasted and carried[-1] >= latest - rule.resolve_after:
+            strong = list(AnomalyEvent.objects.filter(sensor=sensor, score__gte=rule.threshold, time__gte=event.time)
+                          .order_by("time"))
+            return strong, max(carried[-1], strong[-1].time)
+    return [], None
 
 
 def forecast_alert_evaluate(*, sensor, rule: AlertRule, crossing, forecast_model, now: datetime | None = None):
@@ -120,9 +136,9 @@ def forecast_alert_evaluate(*, sensor, rule: AlertRule, crossing, forecast_model
             status=AlertStatus.RESOLVED).first()
         if crossing is None or not (rule.enabled and rule.forecast_enabled):
             # A forecast hovering at the limit would open and resolve an alert (and notify) every other refresh: it
-            # resolves once the forecasts have kept clear for two steps (and resolve_after), or at once when the
-            # rule switches forecast alerts off.
-            clear_for = max(rule.resolve_after, timedelta(seconds=2 * settings.SENSORHUB_FORECAST_STEP_SECONDS))
+            # resolves with the second clear forecast (1.5 steps after the last crossing: refreshes drift by
+            # minutes) and not before resolve_after, or at once when the rule switches forecast alerts off.
+            clear_for = max(rule.resolve_after, timedelta(seconds=1.5 * settings.SENSORHUB_FORECAST_STEP_SECONDS))
             switched_off = not (rule.enabled and rule.forecast_enabled)
             if active is not None and (switched_off or now - active.last_event_at >= clear_for):
                 active.status, active.resolved_at = AlertStatus.RESOLVED, now

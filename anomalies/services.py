@@ -95,9 +95,10 @@ def readings_score(*, sensor: Sensor) -> list[AnomalyEvent]:
             events = [_event(sensor, model, at, value, d) for (at, value), d in scored
                       if not d.warming_up and d.score >= threshold]
             AnomalyEvent.objects.bulk_create(events, ignore_conflicts=True)
-            if events:
-                recent = scored[-1][0][0] - rule_for(sensor).resolve_after
-                alerts_evaluate(sensor=sensor, events=[e for e in events if e.time >= recent])
+            # From now, not from the last reading: an import of old readings alerts on nothing.
+            recent = [e for e in events if e.time >= timezone.now() - rule_for(sensor).resolve_after]
+            if recent:
+                alerts_evaluate(sensor=sensor, events=recent)
             return events
         rows = list(SensorReading.objects.filter(sensor=sensor, time__gt=state.scored_until)
                     .order_by("time").values_list("time", "value"))

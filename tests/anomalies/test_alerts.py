@@ -83,6 +83,37 @@ def test_a_lasting_fault_alerts_once_it_has_lasted_the_minimum_duration():
     assert Alert.objects.filter(sensor=sensor).count() == 1
 
 
+@pytest.mark.parametrize("min_duration", [timedelta(0), timedelta(minutes=10)])
+def test_an_alert_stays_open_while_the_fault_goes_on_and_resolves_once_it_is_over(min_duration):
+    sensor = make_sensor()
+    AlertRule.objects.create(sensor=sensor, min_duration=min_duration, resolve_after=timedelta(minutes=30))
+    readings(sensor, range(0, 12), 50.0)
+    evaluate(sensor, [0], at_minute=11)
+    [alert] = Alert.objects.filter(sensor=sensor)
+    for minute in range(12, 90):  # an hour and more of the same fault, and no further event
+        readings(sensor, [minute], 50.0)
+        evaluate(sensor, [], at_minute=minute)
+    alert.refresh_from_db()
+    assert alert.status == "open" and alert.last_event_at == T0 + timedelta(minutes=89)
+    for minute in range(90, 121):  # back to normal
+        readings(sensor, [minute], 20.0)
+        evaluate(sensor, [], at_minute=minute)
+    alert.refresh_from_db()
+    assert alert.status == "resolved" and alert.resolved_at == T0 + timedelta(minutes=119)
+
+
+def test_a_fault_that_began_during_the_cooldown_alerts_when_it_ends_if_it_still_goes_on():
+    sensor = make_sensor()
+    AlertRule.objects.create(sensor=sensor, min_duration=timedelta(minutes=10), cooldown=timedelta(hours=1))
+    Alert.objects.create(sensor=sensor, kind="spike", status="resolved", first_event_at=T0, last_event_at=T0,
+                         resolved_at=T0, trigger_value=50, trigger_score=0.9, peak_score=0.9, explanation="earlier")
+    readings(sensor, range(5, 31), 50.0)
+    assert evaluate(sensor, [5], at_minute=30) is None  # lasted, but within the cooldown
+    readings(sensor, range(31, 62), 50.0)
+    alert = evaluate(sensor, [], at_minute=61)
+    assert alert is not None and alert.first_event_at == T0 + timedelta(minutes=5)
+
+
 def test_a_false_positive_raises_the_sensors_threshold_above_its_peak():
     sensor = make_sensor()
     alert = evaluate(sensor, [0, 1], at_minute=2, score=0.8)

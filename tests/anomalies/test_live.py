@@ -68,15 +68,17 @@ def test_scoring_continues_from_the_last_scored_reading_and_records_the_spike():
 @pytest.mark.django_db
 def test_the_readings_that_end_the_warm_up_are_scored_and_only_recent_events_alert():
     now = timezone.now().replace(second=0, microsecond=0)
-    for slug, spike_at in (("old-spike", 600), ("new-spike", 799)):
+    for slug, spike_at, end in (("old-spike", 600, now), ("new-spike", 799, now),
+                                ("imported", 799, now - timedelta(hours=2))):
         sensor = make_sensor(slug=slug)
-        times, values = history(800, now)
+        times, values = history(800, end)
         values[spike_at] = 45.0
         ingest(slug, times, values)  # one batch takes the sensor past its warm-up
         events = readings_score(sensor=sensor)
         assert times[spike_at] in [e.time for e in events], slug
         assert AnomalyEvent.objects.get(sensor=sensor, time=times[spike_at]).kind == "spike"
     assert not Alert.objects.filter(sensor__slug="old-spike").exists()  # 3 hours ago: history, not an alert
+    assert not Alert.objects.filter(sensor__slug="imported").exists()  # the latest of old readings: not an alert
     [alert] = Alert.objects.filter(sensor__slug="new-spike")
     assert alert.trigger_value == 45.0
 
@@ -97,12 +99,14 @@ def test_a_minimum_duration_lets_a_lasting_shift_alert_and_a_brief_spike_not():
     assert not Alert.objects.filter(sensor=spiky).exists()  # ...but not an alert
     # a shift that stays: one event, then readings that stay far from the usual range
     shift = [now - timedelta(minutes=29 - i) for i in range(16)]
+    rng = random.Random(5)
     for at in shift:
-        ingest("lasting", [at], [35.0 + 0.1 * random.random()])
+        ingest("lasting", [at], [35.0 + 0.1 * rng.random()])
         readings_score(sensor=shifted)
     assert AnomalyEvent.objects.filter(sensor=shifted).count() < 3  # the detector does not repeat itself
     [alert] = Alert.objects.filter(sensor=shifted)
     assert alert.first_event_at == shift[0] and alert.trigger_value >= 35
+    assert alert.status == "open" and alert.last_event_at == shift[-1]  # still going on
 
 
 @pytest.mark.django_db
