@@ -323,14 +323,30 @@ class ProcessLog:
 
     def follow(self, stream) -> None:
         def copy() -> None:
-            with open(self.path, "a", buffering=1, encoding="utf-8", errors="replace") as out:
-                for line in stream:
-                    out.write(line)
+            # Keeps draining whatever happens to the file or the terminal: a child whose pipe fills up blocks.
+            out = None
+            try:
+                out = open(self.path, "a", buffering=1, encoding="utf-8", errors="replace")
+            except OSError as err:
+                log(f"cannot write {self.path} ({err}); {self.name}'s log goes nowhere")
+            for line in stream:
+                try:
+                    if out is not None:
+                        out.write(line)
                     shown = self.terminal_line(line.rstrip("\n"))
                     if shown:
                         print(f"[{self.name}] {shown}", flush=True)
+                except (OSError, ValueError):  # disk full, terminal gone: drop the line, keep reading
+                    pass
+            if out is not None:
+                out.close()
         self.thread = threading.Thread(target=copy, name=f"log-{self.name}", daemon=True)
         self.thread.start()
+
+    def finish(self, timeout: float = 5) -> None:
+        """Wait for the last lines after the process exited (its shutdown messages)."""
+        if self.thread:
+            self.thread.join(timeout)
 
     def terminal_line(self, line: str) -> str | None:
         if self.echo_all:
@@ -453,10 +469,15 @@ def run() -> int:
         return 1
     except KeyboardInterrupt:
         interrupted = True
-        log("stopping")
+        log("stopping: the worker finishes the tasks it is running first (at most 20 s)")
         return 0
     finally:
+        # A second Ctrl-C while the workers finish their tasks must not cut the shutdown short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop_all(procs)
+        for process_log in logs.values():
+            process_log.finish()
         services_down(started)
         if interrupted:
             log("all processes stopped")
