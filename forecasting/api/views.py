@@ -44,10 +44,15 @@ def _no_forecaster_yet(sensor: Sensor) -> str:
                 f"{hours:g}-hour steps (two days) a first forecaster needs. It trains by itself once it has them.")
     # One training queued per sensor every 10 minutes, however often clients ask (the creation time keeps a new
     # sensor that reuses an id from inheriting the mark).
-    if cache.add(f"sensorhub:forecast-train-queued:{sensor.pk}:{sensor.created_at.timestamp():.0f}", 1, timeout=600):
+    mark = f"sensorhub:forecast-train-queued:{sensor.pk}:{sensor.created_at.timestamp():.0f}"
+    if cache.add(mark, 1, timeout=600):
         from forecasting.tasks import train_model
 
-        train_model.delay(sensor.pk)
+        try:
+            train_model.delay(sensor.pk)
+        except Exception:
+            cache.delete(mark)  # not queued: the next request tries again
+            raise
     return (f"Sensor {sensor.slug!r} has no forecaster yet. Its training has been queued ({have} steps of history); "
             "retry in a minute.")
 

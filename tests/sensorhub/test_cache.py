@@ -1,3 +1,4 @@
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from django.core.cache import cache
@@ -7,17 +8,17 @@ def test_each_thread_reuses_one_redis_client_and_counts_stay_exact():
     client = cache._cache.get_client(write=True)
     assert cache._cache.get_client(write=True) is client
     assert cache._cache.get_client(write=False) is cache._cache.get_client(write=False)
-    cache.delete("test-cache-counter")
-    cache.add("test-cache-counter", 0, 30)
+    counter = f"test-cache-counter-{uuid.uuid4().hex}"  # the Redis database is shared with any other run
+    cache.add(counter, 0, 30)
 
     def bump(_):
-        cache.incr("test-cache-counter")
+        cache.incr(counter)
         first = cache._cache.get_client(write=True)
-        cache.incr("test-cache-counter")
+        cache.incr(counter)
         return first is cache._cache.get_client(write=True)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         reused = list(pool.map(bump, range(100)))
     assert all(reused)
-    assert cache.get("test-cache-counter") == 200
-    cache.delete("test-cache-counter")
+    assert cache.get(counter) == 200
+    cache.delete(counter)
