@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from anomalies.choices import AlertSource, AlertStatus, ChannelKind, DeliveryStatus
 from anomalies.models import Alert, AlertRule, AnomalyEvent, Delivery, NotificationChannel
+from ingestion.models import SensorReading
 
 logger = logging.getLogger(__name__)
 FALSE_POSITIVE_MARGIN = 0.05
@@ -67,8 +68,6 @@ def _continues(event: AnomalyEvent, value: float) -> bool:
 def _extend_or_resolve(alert: Alert, rule: AlertRule, events, now) -> Alert:
     """An open alert is extended by events scoring ``clear_below`` or more and by readings that carry on its
     triggering event's condition; it resolves itself after ``resolve_after`` without either."""
-    from ingestion.models import SensorReading
-
     relevant = [e for e in events if e.score >= rule.clear_below]
     seen = [e.time for e in relevant]
     trigger = AnomalyEvent.objects.filter(sensor=alert.sensor_id, time=alert.first_event_at).first()
@@ -100,8 +99,6 @@ def _persisting(sensor, rule: AlertRule) -> tuple[list[AnomalyEvent], datetime |
     (``_continues``) or are events of their own (``clear_below`` or more); it still goes on when a reading of the
     last ``resolve_after`` does. A spike that is over a reading later never alerts; a fault that began during the
     cooldown alerts once the cooldown is over, if it still goes on."""
-    from ingestion.models import SensorReading
-
     latest = SensorReading.objects.filter(sensor=sensor).order_by("-time").values_list("time", flat=True).first()
     if latest is None:
         return [], None
