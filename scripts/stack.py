@@ -364,8 +364,7 @@ class ProcessLog:
         return line if any(f"[{lvl}]" in line or f" {lvl}/" in line for lvl in LOUD_LEVELS) else None
 
     def tail(self, lines: int = 30) -> str:
-        if self.thread:
-            self.thread.join(timeout=2)
+        self.finish(timeout=2)
         try:
             return "\n".join(self.path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
